@@ -1,0 +1,171 @@
+"""`POST /lark/events`: the one URL for every Lark event and card callback.
+
+Order (shared/reference/lark.md §2.2): size cap → JSON → signature + timestamp window (when an
+encrypt key is set) → decrypt → `url_verification` → verification token → dedupe, recorded
+durably → answer. Messages and events answer 200 at once and run in the background; card
+clicks answer with the handler's result if it is ready within the budget, else with a toast,
+and the card is updated afterwards with the callback's delayed-update token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from bot.dispatch import on_card_action, on_event, on_message
+from bot.lark.crypto import DecryptError, lark_decrypt, signature_ok
+from bot.lark.models import CardAction, Envelope
+from bot.registry import ActionResult
+from bot.services import SERVICES, Services
+from cards.help import FAILED, WORKING
+from cards.kit import toast
+
+log = logging.getLogger("bot.lark.webhook")
+
+CARD_ACTION = "card.action.trigger"
+MESSAGE = "im.message.receive_v1"
+ACTION_BUDGET = 2.5  # seconds; Lark gives a callback 3 s
+ACTION_BUDGET_KEY = web.AppKey("action_budget", float)
+
+
+def _reject(svc: Services, status: int, reason: str) -> web.Response:
+    svc.metrics.events_rejected.labels(reason).inc()
+    log.warning("delivery rejected", extra={"reason": reason, "status": status})
+    return web.json_response({"error": reason}, status=status)
+
+
+async def _read_capped(request: web.Request, cap: int) -> bytes | None:
+    if request.content_length is not None and request.content_length > cap:
+        return None
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(65536):
+        body.extend(chunk)
+        if len(body) > cap:
+            return None
+    return bytes(body)
+
+
+def _timestamp_fresh(svc: Services, ts: str) -> bool:
+    try:
+        sent = float(ts)
+    except ValueError:
+        return False
+    return abs(svc.clock.time() - sent) <= svc.settings.lark_timestamp_window
+
+
+def _token_ok(svc: Services, token: object) -> bool:
+    expected = svc.settings.lark_verification_token.get_secret_value()
+    return isinstance(token, str) and hmac.compare_digest(token.encode(), expected.encode())
+
+
+async def lark_events(request: web.Request) -> web.StreamResponse:
+    svc = request.app[SERVICES]
+    raw = await _read_capped(request, svc.settings.lark_max_body_bytes)
+    if raw is None:
+        return _reject(svc, 413, "body too large")
+    try:
+        outer = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _reject(svc, 400, "body is not JSON")
+    if not isinstance(outer, dict):
+        return _reject(svc, 400, "body is not a JSON object")
+
+    key = svc.settings.lark_encrypt_key.get_secret_value() if svc.settings.lark_encrypt_key else None
+    h = request.headers  # case-insensitive
+    ts, nonce, sig = h.get("X-Lark-Request-Timestamp"), h.get("X-Lark-Request-Nonce"), h.get("X-Lark-Signature")
+    signed = False
+    if key and (ts or nonce or sig):
+        if not signature_ok(ts, nonce, sig, key, raw):
+            return _reject(svc, 401, "bad signature")
+        if not _timestamp_fresh(svc, ts or ""):
+            return _reject(svc, 401, "stale or future timestamp")
+        signed = True
+
+    body: Any = outer
+    if "encrypt" in outer:
+        if not key:
+            return _reject(svc, 400, "encrypted delivery but LARK_ENCRYPT_KEY is not set")
+        try:
+            body = json.loads(lark_decrypt(str(outer["encrypt"]), key))
+        except (DecryptError, json.JSONDecodeError):
+            return _reject(svc, 400, "cannot decrypt")
+        if not isinstance(body, dict):
+            return _reject(svc, 400, "decrypted body is not a JSON object")
+
+    if body.get("type") == "url_verification":
+        if not _token_ok(svc, body.get("token")):
+            return _reject(svc, 401, "wrong verification token")
+        return web.json_response({"challenge": body.get("challenge", "")})
+
+    if key and not signed:
+        return _reject(svc, 401, "missing signature headers")
+
+    if "header" not in body:  # schema 1.0 event (legacy): check its token, then ignore it
+        if not _token_ok(svc, body.get("token")):
+            return _reject(svc, 401, "wrong verification token")
+        svc.metrics.events_received.labels("legacy").inc()
+        return web.json_response({})
+    try:
+        env = Envelope.model_validate(body)
+    except ValidationError:
+        return _reject(svc, 400, "not a Lark event envelope")
+    if not _token_ok(svc, env.header.token):
+        return _reject(svc, 401, "wrong verification token")
+
+    etype = env.header.event_type
+    if etype not in (MESSAGE, CARD_ACTION) and etype not in svc.registry.events:
+        svc.metrics.events_received.labels("ignored").inc()
+        return web.json_response({})
+
+    keys = [f"e:{env.header.event_id}"]
+    if etype == MESSAGE:
+        message_id = (env.event.get("message") or {}).get("message_id")
+        if message_id:
+            keys.append(f"m:{message_id}")
+    if not await svc.dedupe.first_time(keys, svc.clock.time()):
+        svc.metrics.events_duplicate.labels(etype).inc()
+        return web.json_response({})
+    svc.metrics.events_received.labels(etype).inc()
+
+    if etype == CARD_ACTION:
+        return await _card_action(request, svc, env.event)
+    if etype == MESSAGE:
+        svc.tasks.spawn(on_message(svc, env.event), name=f"message {env.header.event_id}")
+    else:
+        svc.tasks.spawn(on_event(svc, etype, env.event), name=f"{etype} {env.header.event_id}")
+    return web.json_response({})
+
+
+async def _card_action(request: web.Request, svc: Services, event: dict[str, Any]) -> web.StreamResponse:
+    try:
+        action = CardAction.model_validate(event)
+    except ValidationError:
+        return web.json_response({"toast": toast("error", FAILED)})
+    work = svc.tasks.spawn(on_card_action(svc, action), name="card action")
+    done, _ = await asyncio.wait({work}, timeout=request.app.get(ACTION_BUDGET_KEY, ACTION_BUDGET))
+    if work in done and not work.cancelled() and work.exception() is None:
+        return web.json_response(work.result().to_response())
+    if work in done:
+        return web.json_response({"toast": toast("error", FAILED)})
+    # Too slow: answer now, and update the card once the answer has left (else the card reverts).
+    resp = web.json_response({"toast": toast("info", WORKING)})
+    await resp.prepare(request)
+    await resp.write_eof()
+    svc.tasks.spawn(_finish_late(svc, action, work), name="card action follow-up")
+    return resp
+
+
+async def _finish_late(svc: Services, action: CardAction, work: asyncio.Task[ActionResult]) -> None:
+    result = await work
+    if result.card is None:
+        return
+    if action.token:
+        await svc.lark.delayed_update(action.token, result.card)
+    elif action.context.open_message_id:
+        await svc.lark.patch_card(action.context.open_message_id, result.card)

@@ -1,0 +1,169 @@
+"""The database: one aiosqlite connection in WAL mode, versioned migrations run on open.
+
+Every table the bot owns is declared in `MIGRATIONS`; a change to the schema is a new entry
+at the end, never an edit of a shipped one. Store modules (one per table family) take a
+`Database` and speak SQL through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+Row = aiosqlite.Row
+
+MIGRATIONS: list[str] = [
+    # 1: everything the first release needs.
+    """
+    CREATE TABLE processed_events (
+        app_id TEXT NOT NULL, key TEXT NOT NULL, created_at REAL NOT NULL,
+        PRIMARY KEY (app_id, key));
+    CREATE INDEX processed_events_age ON processed_events (created_at);
+
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL, actor TEXT, chat_id TEXT, location_id TEXT,
+        kind TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '{}',
+        outcome TEXT NOT NULL);
+    CREATE INDEX audit_chat ON audit (chat_id, id);
+    CREATE INDEX audit_location ON audit (location_id, id);
+
+    CREATE TABLE chats (
+        chat_id TEXT PRIMARY KEY, chat_type TEXT, name TEXT,
+        active INTEGER NOT NULL DEFAULT 1, location_id TEXT,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL);
+
+    CREATE TABLE chat_locations (
+        chat_id TEXT NOT NULL, location_id TEXT NOT NULL, added_by TEXT, added_at REAL NOT NULL,
+        PRIMARY KEY (chat_id, location_id));
+
+    CREATE TABLE installations (
+        location_id TEXT PRIMARY KEY, company_id TEXT, user_id TEXT, name TEXT,
+        access_token TEXT NOT NULL, refresh_token TEXT NOT NULL, expires_at REAL NOT NULL,
+        scope TEXT NOT NULL DEFAULT '', status TEXT NOT NULL DEFAULT 'active',
+        generation INTEGER NOT NULL DEFAULT 0, updated_at REAL NOT NULL);
+
+    CREATE TABLE oauth_states (
+        nonce TEXT PRIMARY KEY, chat_id TEXT NOT NULL, user_open_id TEXT NOT NULL,
+        created_at REAL NOT NULL, expires_at REAL NOT NULL, used_at REAL);
+
+    CREATE TABLE tag_cache (
+        location_id TEXT NOT NULL, tag_id TEXT NOT NULL, name TEXT NOT NULL,
+        created_at TEXT, PRIMARY KEY (location_id, tag_id));
+    CREATE INDEX tag_cache_name ON tag_cache (location_id, name COLLATE NOCASE);
+    CREATE TABLE tag_cache_meta (location_id TEXT PRIMARY KEY, fetched_at REAL NOT NULL, count INTEGER NOT NULL);
+
+    CREATE TABLE stats_snapshots (
+        location_id TEXT NOT NULL, taken_at REAL NOT NULL, day TEXT NOT NULL, payload TEXT NOT NULL,
+        PRIMARY KEY (location_id, taken_at));
+    CREATE INDEX stats_snapshots_day ON stats_snapshots (location_id, day);
+
+    CREATE TABLE digest_schedules (
+        chat_id TEXT PRIMARY KEY, hhmm TEXT NOT NULL, tz TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1, updated_by TEXT, updated_at REAL NOT NULL);
+    CREATE TABLE digest_sends (
+        chat_id TEXT NOT NULL, local_date TEXT NOT NULL, status TEXT NOT NULL,
+        uuid TEXT NOT NULL, message_id TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL, sent_at REAL, error TEXT,
+        PRIMARY KEY (chat_id, local_date));
+
+    CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL);
+
+    CREATE TABLE autotag_settings (
+        chat_id TEXT PRIMARY KEY, enabled INTEGER NOT NULL DEFAULT 0,
+        writeback INTEGER NOT NULL DEFAULT 0, updated_at REAL NOT NULL);
+    CREATE TABLE autotag_rules (
+        location_id TEXT NOT NULL, keyword TEXT NOT NULL, tag_id TEXT NOT NULL, tag_name TEXT NOT NULL,
+        created_by TEXT, created_at REAL NOT NULL, PRIMARY KEY (location_id, keyword));
+    CREATE TABLE post_cursors (location_id TEXT PRIMARY KEY, cursor REAL NOT NULL, updated_at REAL NOT NULL);
+    CREATE TABLE seen_posts (
+        location_id TEXT NOT NULL, post_id TEXT NOT NULL, tags TEXT NOT NULL DEFAULT '[]',
+        handled_at REAL NOT NULL, PRIMARY KEY (location_id, post_id));
+    CREATE TABLE created_posts (
+        idem_key TEXT PRIMARY KEY, location_id TEXT NOT NULL, post_id TEXT,
+        status TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL);
+    """,
+]
+
+
+def sqlite_path(database_url: str) -> str:
+    """`sqlite:///./data/bot.db` → `./data/bot.db`; `sqlite:///:memory:` → `:memory:`."""
+    prefix = "sqlite:///"
+    if not database_url.startswith(prefix):
+        raise ValueError("DATABASE_URL must look like sqlite:///path/to/bot.db")
+    return database_url[len(prefix):] or ":memory:"
+
+
+class Database:
+    """A single shared connection; `transaction()` serialises multi-statement writes."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, database_url: str) -> Database:
+        path = sqlite_path(database_url)
+        if path != ":memory:":
+            await asyncio.to_thread(Path(path).parent.mkdir, parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        db = cls(conn)
+        await db._setup()
+        return db
+
+    async def _setup(self) -> None:
+        await self._conn.execute("PRAGMA journal_mode=WAL")
+        await self._conn.execute("PRAGMA synchronous=NORMAL")
+        await self._conn.execute("PRAGMA busy_timeout=5000")
+        await self._conn.execute("PRAGMA foreign_keys=ON")
+        await self.migrate()
+
+    async def migrate(self) -> None:
+        async with self._write_lock:
+            row = await (await self._conn.execute("PRAGMA user_version")).fetchone()
+            current = int(row[0]) if row else 0
+            for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+                await self._conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={version};\nCOMMIT;")
+
+    @property
+    def schema_version(self) -> int:
+        return len(MIGRATIONS)
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one write statement on its own (autocommit); returns the rows changed."""
+        async with self._write_lock:
+            cur = await self._conn.execute(sql, params)
+            return cur.rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        async with self.transaction() as tx:
+            await tx.executemany(sql, rows)
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        cur = await self._conn.execute(sql, params)
+        return await cur.fetchone()
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        cur = await self._conn.execute(sql, params)
+        return list(await cur.fetchall())
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error); other writers wait meanwhile."""
+        async with self._write_lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
