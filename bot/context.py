@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bot.ghl.hub import GhlHub
 from bot.lark.models import CardActionBody
 from bot.services import Services
 from cards.kit import Card
+from cards.payloads import RunCommand
 
 
 @dataclass
@@ -19,6 +21,17 @@ class Context:
     message_id: str | None = None  # the command's message: replies thread under it
     action: CardActionBody | None = None  # set for card clicks (form values, selected options)
     open_message_id: str | None = None  # the card that was clicked
+    command: RunCommand | None = None  # the command being run, so an error card can offer "try again"
+
+    @property
+    def ghl(self) -> GhlHub:
+        if self.services.ghl is None:
+            raise RuntimeError("GHL is not wired into this app")
+        return self.services.ghl
+
+    async def location(self, requested: str | None = None) -> str:
+        """The GHL location this chat works on (raises `NoLocation` with the choices)."""
+        return await self.ghl.location_for(self.chat_id, requested or None)
 
     async def audit(self, kind: str, action: str, outcome: str = "ok", *, location_id: str | None = None,
                     **detail: Any) -> None:

@@ -47,6 +47,7 @@ async def run_command(ctx: Context, name: str, args: str) -> Card:
         await ctx.audit("command", name, "unknown")
         return unknown_command_card(name)
     started = time.perf_counter()
+    ctx.command = RunCommand(command=name, args=args[:200])
     try:
         card = await spec.handler(ctx, args)
     except Exception as exc:  # every failure becomes a card; the audit row records which

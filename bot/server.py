@@ -11,6 +11,8 @@ from aiohttp import web
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.ghl.hub import GhlHub
+from bot.ghl.oauth_routes import oauth_callback, oauth_start
 from bot.lark.client import LarkClient, LarkLimits
 from bot.lark.webhook import lark_events
 from bot.logs import SECRETS
@@ -66,6 +68,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, routers: list[
             audit=AuditLog(db, clock.time), dedupe=DedupeStore(db, settings.lark_app_id),
             chats=ChatStore(db, clock.time),
         )
+        svc.ghl = GhlHub(settings, http, db, clock, svc.chats, tasks)
         app[SERVICES] = svc
         hooks = [h(svc) for h in (start_hooks or [])]
         for h in hooks:
@@ -87,6 +90,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, routers: list[
 
     app.cleanup_ctx.append(lifecycle)
     app.router.add_post("/lark/events", lark_events)
+    app.router.add_get("/oauth/ghl/start", oauth_start)
+    app.router.add_get("/oauth/ghl/callback", oauth_callback)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
     return app

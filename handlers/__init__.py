@@ -6,6 +6,7 @@ from bot.registry import Router
 
 
 def all_routers() -> list[Router]:
-    from handlers import audit, chat_events, help
+    from handlers import audit, chat_events, connect, errors, help, location, stats, tags
 
-    return [help.router, chat_events.router, audit.router]
+    return [help.router, connect.router, location.router, tags.router, stats.router, audit.router,
+            chat_events.router, errors.router]

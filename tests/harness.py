@@ -21,8 +21,10 @@ from aiohttp.test_utils import TestServer
 from bot.clock import Clock
 from bot.config import Settings, load_settings
 from bot.lark.client import LarkLimits
+from bot.registry import Router
 from bot.server import create_app
 from bot.services import SERVICES, Services
+from tests.fakes.ghl_api import FakeGhl
 from tests.fakes.lark_api import FakeLark
 from tests.fakes.lark_events import LarkEventFactory
 
@@ -57,15 +59,20 @@ class BotHarness:
     @classmethod
     @asynccontextmanager
     async def start(cls, tmp_path: Path, *, clock: Clock | None = None, encrypt: bool = True,
-                    lark: FakeLark | None = None, app_hook: Any = None, **overrides: Any) -> AsyncIterator[BotHarness]:
+                    lark: FakeLark | None = None, app_hook: Any = None, routers: list[Router] | None = None,
+                    ghl: FakeGhl | None = None, **overrides: Any) -> AsyncIterator[BotHarness]:
+        """`ghl=` points GHL_API_BASE at that fake; pass GHL credentials as settings overrides."""
         own_fake = lark is None
         fake = lark or FakeLark(APP_ID, APP_SECRET)
         if own_fake:
             await fake.start()
         if not encrypt:
             overrides.setdefault("lark_encrypt_key", None)
+        if ghl is not None:
+            overrides.setdefault("ghl_api_base", ghl.base_url)
         settings = make_settings(tmp_path / "bot.db", fake.base_url, **overrides)
-        app = create_app(settings, clock=clock, lark_limits=overrides.pop("_limits", None) or LarkLimits.platform())
+        app = create_app(settings, clock=clock, routers=routers,
+                         lark_limits=overrides.pop("_limits", None) or LarkLimits.platform())
         if app_hook is not None:
             app_hook(app)
         server = TestServer(app, host="127.0.0.1")

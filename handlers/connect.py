@@ -1,0 +1,24 @@
+"""`/connect`: link this chat to a GHL sub-account through the Marketplace OAuth app."""
+
+from __future__ import annotations
+
+from bot.context import Context
+from bot.ghl.oauth_routes import STATE_TTL, new_state
+from bot.registry import Router
+from cards.connect import connect_card, connect_unavailable_card
+from cards.i18n import T
+from cards.kit import Card
+
+router = Router("connect")
+
+
+@router.command("connect", T("Connect a GoHighLevel sub-account to this chat", "把 GoHighLevel 子账户连接到本群"),
+                order=10)
+async def connect(ctx: Context, args: str) -> Card:
+    hub = ctx.ghl
+    base = ctx.services.settings.public_base_url
+    if hub.oauth is None or base is None:
+        return connect_unavailable_card(private_location=hub.private_location)
+    state = await new_state(hub, ctx.chat_id, ctx.user_id)
+    await ctx.audit("connect", "link issued")
+    return connect_card(f"{base}/oauth/ghl/start?state={state}", minutes=int(STATE_TTL // 60))
