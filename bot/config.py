@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     audit_export_token: SecretStr | None = None
     snapshot_interval_seconds: int = Field(3600, ge=60)
     stats_retention_days: int = Field(400, ge=1)
+    scheduler_enabled: bool = Field(True, description="run periodic jobs (snapshots, digests); tests tick by hand")
+    digest_grace_seconds: int = Field(3 * 3600, ge=300, description="a digest missed by less than this is caught up")
     tag_cache_ttl_seconds: int = Field(600, ge=0)
     log_level: str = "INFO"
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 from aiohttp import web
 
+from bot.audit_export import audit_csv
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.ghl.hub import GhlHub
@@ -18,6 +19,7 @@ from bot.lark.webhook import lark_events
 from bot.logs import SECRETS
 from bot.metrics import CONTENT_TYPE_LATEST, Metrics
 from bot.registry import Registry, Router
+from bot.scheduler import build_scheduler
 from bot.services import SERVICES, Services
 from bot.store.audit import AuditLog
 from bot.store.chats import ChatStore
@@ -70,15 +72,19 @@ def create_app(settings: Settings, *, clock: Clock | None = None, routers: list[
         )
         svc.ghl = GhlHub(settings, http, db, clock, svc.chats, tasks)
         app[SERVICES] = svc
+        scheduler = build_scheduler(svc)
         hooks = [h(svc) for h in (start_hooks or [])]
         for h in hooks:
             await h.__anext__()
+        if settings.scheduler_enabled:
+            scheduler.start()
         app[READY]["ok"] = True
         log.info("ready", extra={"schema_version": db.schema_version})
         try:
             yield
         finally:
             app[READY]["ok"] = False
+            await scheduler.stop()
             await tasks.drain()
             for h in reversed(hooks):
                 with contextlib.suppress(StopAsyncIteration):
@@ -94,6 +100,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, routers: list[
     app.router.add_get("/oauth/ghl/callback", oauth_callback)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_get("/audit.csv", audit_csv)
     return app
 
 

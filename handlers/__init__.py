@@ -6,7 +6,7 @@ from bot.registry import Router
 
 
 def all_routers() -> list[Router]:
-    from handlers import audit, chat_events, connect, errors, help, location, stats, tags
+    from handlers import audit, autotag, chat_events, connect, digest, errors, help, location, stats, tags
 
-    return [help.router, connect.router, location.router, tags.router, stats.router, audit.router,
-            chat_events.router, errors.router]
+    return [help.router, connect.router, location.router, tags.router, stats.router, digest.router, autotag.router,
+            audit.router, chat_events.router, errors.router]

@@ -70,6 +70,8 @@ class BotHarness:
             overrides.setdefault("lark_encrypt_key", None)
         if ghl is not None:
             overrides.setdefault("ghl_api_base", ghl.base_url)
+        # The scheduler's loop stays off unless a test asks for it: tests drive ticks explicitly.
+        overrides.setdefault("scheduler_enabled", False)
         settings = make_settings(tmp_path / "bot.db", fake.base_url, **overrides)
         app = create_app(settings, clock=clock, routers=routers,
                          lark_limits=overrides.pop("_limits", None) or LarkLimits.platform())

@@ -88,6 +88,21 @@ MIGRATIONS: list[str] = [
         idem_key TEXT PRIMARY KEY, location_id TEXT NOT NULL, post_id TEXT,
         status TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL);
     """,
+    # 2: auto-tagging — the GHL user posts are created as (per chat), a rule whose tag vanished,
+    #    the chat message a post is drafted from, and the exact request sent for each created post
+    #    (to find the post again after a crash between GHL creating it and us recording it).
+    """
+    ALTER TABLE autotag_settings ADD COLUMN ghl_user_id TEXT;
+    ALTER TABLE autotag_rules ADD COLUMN missing_since REAL;
+    ALTER TABLE created_posts ADD COLUMN chat_id TEXT;
+    ALTER TABLE created_posts ADD COLUMN request TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE created_posts ADD COLUMN error TEXT;
+    CREATE TABLE post_drafts (
+        idem_key TEXT PRIMARY KEY, chat_id TEXT NOT NULL, location_id TEXT NOT NULL, summary TEXT NOT NULL,
+        created_by TEXT, created_at REAL NOT NULL);
+    CREATE INDEX post_drafts_age ON post_drafts (created_at);
+    CREATE INDEX seen_posts_age ON seen_posts (handled_at);
+    """,
 ]
 
 
