@@ -9,10 +9,13 @@ from aiohttp import web
 
 from bot.config import SettingsError, load_settings
 from bot.logs import setup_logging
+from bot.sandbox import run_sandbox, sandbox_wanted
 from bot.server import create_app
 
 
 def main() -> int:
+    if sandbox_wanted():  # no Lark app configured: the sandbox (fake Lark + fake GHL + chat console)
+        return run_sandbox()
     try:
         settings = load_settings()
     except SettingsError as exc:
