@@ -51,8 +51,9 @@ class JsonFormatter(logging.Formatter):
             if key not in _STD:
                 out[key] = value if isinstance(value, (int, float, bool, type(None))) else str(value)
         if record.exc_info and record.exc_info[0] is not None:
-            out["error"] = self._secrets.scrub("".join(traceback.format_exception(*record.exc_info))[-4000:])
-        return json.dumps(out, ensure_ascii=False)
+            out["error"] = "".join(traceback.format_exception(*record.exc_info))[-4000:]
+        # Scrub the finished line too: extras of any type (dicts, lists, objects) are rendered only here.
+        return self._secrets.scrub(json.dumps(out, ensure_ascii=False))
 
 
 SECRETS = SecretFilter()

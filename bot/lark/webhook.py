@@ -69,13 +69,7 @@ async def lark_events(request: web.Request) -> web.StreamResponse:
     raw = await _read_capped(request, svc.settings.lark_max_body_bytes)
     if raw is None:
         return _reject(svc, 413, "body too large")
-    try:
-        outer = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _reject(svc, 400, "body is not JSON")
-    if not isinstance(outer, dict):
-        return _reject(svc, 400, "body is not a JSON object")
-
+    # The signature covers the raw bytes: check it before parsing anything (reference §2.2).
     key = svc.settings.lark_encrypt_key.get_secret_value() if svc.settings.lark_encrypt_key else None
     h = request.headers  # case-insensitive
     ts, nonce, sig = h.get("X-Lark-Request-Timestamp"), h.get("X-Lark-Request-Nonce"), h.get("X-Lark-Signature")
@@ -87,13 +81,20 @@ async def lark_events(request: web.Request) -> web.StreamResponse:
             return _reject(svc, 401, "stale or future timestamp")
         signed = True
 
+    try:
+        outer = json.loads(raw)
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError; deep nesting
+        return _reject(svc, 400, "body is not JSON")
+    if not isinstance(outer, dict):
+        return _reject(svc, 400, "body is not a JSON object")
+
     body: Any = outer
     if "encrypt" in outer:
         if not key:
             return _reject(svc, 400, "encrypted delivery but LARK_ENCRYPT_KEY is not set")
         try:
             body = json.loads(lark_decrypt(str(outer["encrypt"]), key))
-        except (DecryptError, json.JSONDecodeError):
+        except (DecryptError, ValueError, RecursionError):
             return _reject(svc, 400, "cannot decrypt")
         if not isinstance(body, dict):
             return _reject(svc, 400, "decrypted body is not a JSON object")
@@ -125,8 +126,9 @@ async def lark_events(request: web.Request) -> web.StreamResponse:
 
     keys = [f"e:{env.header.event_id}"]
     if etype == MESSAGE:
-        message_id = (env.event.get("message") or {}).get("message_id")
-        if message_id:
+        message = env.event.get("message")
+        message_id = message.get("message_id") if isinstance(message, dict) else None
+        if isinstance(message_id, str) and message_id:
             keys.append(f"m:{message_id}")
     if not await svc.dedupe.first_time(keys, svc.clock.time()):
         svc.metrics.events_duplicate.labels(etype).inc()
