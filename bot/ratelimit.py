@@ -83,6 +83,12 @@ class Unlimited:
     async def acquire(self, key: str = "") -> None:
         return None
 
+    def wait_time(self) -> float:
+        return 0.0
+
+    def stamp(self) -> None:
+        return None
+
     def pause(self, seconds: float) -> None:
         return None
 
@@ -91,32 +97,56 @@ class SlidingWindow:
     """At most `limit` acquisitions in any `window` seconds (exact, unlike a token bucket's burst).
 
     Used for platform ceilings stated as "N per second/minute", which a server counts the same way.
+    With `pace`, acquisitions are also spread `window / limit` apart on a fixed schedule (GCRA with
+    half a slot of tolerance): a caller that wakes a little late does not push every later slot back,
+    so a long fan-out runs at the full rate instead of drifting slower by the sleep overshoot, and
+    the catch-up never sends two requests closer than half a slot.
     """
 
-    def __init__(self, limit: int, window: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limit: int, window: float, monotonic: Callable[[], float] = time.monotonic, *,
+                 pace: bool = False) -> None:
         from collections import deque
 
         self.limit, self.window, self._mono = limit, window, monotonic
         self._stamps: deque[float] = deque()
         self._lock = asyncio.Lock()
         self._paused_until = 0.0
+        self._gap = window / limit if pace else 0.0
+        self._next_slot = 0.0  # GCRA's "theoretical arrival time"
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self._mono() + seconds)
 
+    def wait_time(self) -> float:
+        """Seconds until one more acquisition fits (0 when it fits now)."""
+        now = self._mono()
+        if self._paused_until > now:
+            return self._paused_until - now
+        while self._stamps and self._stamps[0] <= now - self.window:
+            self._stamps.popleft()
+        wait = 0.0 if len(self._stamps) < self.limit else self._stamps[0] + self.window - now
+        if self._gap:
+            wait = max(wait, self._next_slot - self._gap / 4 - now)
+        return max(0.0, wait)
+
+    def stamp(self) -> None:
+        """Record one acquisition now (call only right after `wait_time()` returned 0, with no await between)."""
+        now = self._mono()
+        self._stamps.append(now)
+        if self._gap:
+            self._next_slot = max(self._next_slot, now - self._gap / 4) + self._gap
+
+    def idle(self) -> bool:
+        return not self._lock.locked() and (not self._stamps or self._stamps[-1] < self._mono() - self.window)
+
     async def acquire(self, key: str = "") -> None:
         async with self._lock:
             while True:
-                now = self._mono()
-                if self._paused_until > now:
-                    await asyncio.sleep(self._paused_until - now)
-                    continue
-                while self._stamps and self._stamps[0] <= now - self.window:
-                    self._stamps.popleft()
-                if len(self._stamps) < self.limit:
-                    self._stamps.append(now)
-                    return
-                await asyncio.sleep(self._stamps[0] + self.window - now)
+                wait = self.wait_time()
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+            self.stamp()
 
 
 class KeyedWindows:
@@ -130,9 +160,7 @@ class KeyedWindows:
         w = self._windows.get(key)
         if w is None:
             if len(self._windows) >= self.max_keys:
-                now = time.monotonic()
-                for k in [k for k, v in self._windows.items()
-                          if not v._lock.locked() and (not v._stamps or v._stamps[-1] < now - v.window)]:
+                for k in [k for k, v in self._windows.items() if v.idle()]:
                     del self._windows[k]
             w = self._windows[key] = SlidingWindow(self.limit, self.window)
         return w
