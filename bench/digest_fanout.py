@@ -61,10 +61,10 @@ def _busiest_second(stamps: list[float]) -> int:
 
 
 async def fake_lark_server(_: Any) -> AsyncIterator[dict[str, Any]]:
+    import gc
+
     from tests.fakes.lark_api import FakeLark
     from tests.harness import APP_ID, APP_SECRET
-
-    import gc
 
     # The fake timestamps a request when its handler runs; a collector pause over the 1,000 stored
     # cards would release queued requests together and count them as a burst real Lark never sees.
