@@ -170,6 +170,14 @@ async def test_tags_pages_until_short_page_and_drops_deleted(client: GhlClient, 
     assert all(t.location_id == LOC and len(t.id) == 24 for t in tags)
 
 
+async def test_tags_with_a_known_total_skip_the_trailing_empty_page(client: GhlClient, ghl: FakeGhl) -> None:
+    names = [f"tag-{i:04d}" for i in range(1000)]
+    ghl.add_tags(LOC, names)
+    tags = await client.all_tags(LOC, page_size=100)
+    assert [t.name for t in tags] == names  # pages fetched concurrently, merged in order
+    assert sorted(int(c.query["skip"]) for c in ghl.calls) == list(range(0, 1000, 100))
+
+
 async def test_tags_keep_paging_when_server_caps_page_size(client: GhlClient, ghl: FakeGhl) -> None:
     ghl.max_page_size = 40
     ghl.add_tags(LOC, [f"t{i}" for i in range(130)])

@@ -12,6 +12,7 @@ Every wait goes through `clock.sleep`, so tests with a fake clock run instantly.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Iterable, Mapping, Sequence
@@ -52,6 +53,7 @@ DEFAULT_VERSION = "2021-07-28"
 PREFIX = "/social-media-posting"
 MAX_PROFILE_IDS = 100
 TAG_DETAILS_BATCH = 100
+TAG_PAGE_CONCURRENCY = 4
 MAX_TAG_PAGES = 1000
 DEFAULT_RATE_INTERVAL_S = 10.0
 POST_TYPES = ("post", "story", "reel")
@@ -135,21 +137,45 @@ class GhlClient:
     async def all_tags(self, location_id: str, search: str | None = None, page_size: int = 100) -> list[Tag]:
         """Every live tag (drops `deleted`), paging with string `skip`/`limit`.
 
-        Stops on an empty or repeated page, or on a short page unless `count` says more exist
-        (a server that caps `limit` below `page_size` answers short pages before the end).
+        Whether `count` is the total or the page size is undocumented, so it is trusted as a total
+        only when it exceeds the page it came with; then the remaining pages are fetched a few at a
+        time concurrently. Otherwise pages are read one by one until an empty or repeated page, or a
+        short page (a server that caps `limit` below `page_size` answers short pages before the end).
         """
         seen: set[str] = set()
         tags: list[Tag] = []
-        skip = 0
-        for _ in range(MAX_TAG_PAGES):
-            page = await self.list_tags(location_id, search=search, skip=skip, limit=page_size)
+
+        def take(page: TagsPage) -> int:
             fresh = [t for t in page.tags if t.id not in seen]
             seen.update(t.id for t in fresh)
             tags.extend(t for t in fresh if not t.deleted)
-            skip += len(page.tags)
-            if not fresh or not self._more_tags(page, page_size, skip):
+            return len(fresh)
+
+        first = await self.list_tags(location_id, search=search, skip=0, limit=page_size)
+        take(first)
+        skip = len(first.tags)
+        total = first.count if first.count is not None and first.count > len(first.tags) else None
+        if total is not None and len(first.tags) == page_size:
+            skips = list(range(skip, min(total, MAX_TAG_PAGES * page_size), page_size))
+            gate = asyncio.Semaphore(TAG_PAGE_CONCURRENCY)
+
+            async def fetch(at: int) -> TagsPage:
+                async with gate:
+                    return await self.list_tags(location_id, search=search, skip=at, limit=page_size)
+
+            for page in await asyncio.gather(*(fetch(at) for at in skips)):
+                take(page)
+                skip += len(page.tags)
+            return tags
+        pages = 1
+        while first.tags and self._more_tags(first, page_size, skip) and pages < MAX_TAG_PAGES:
+            first = await self.list_tags(location_id, search=search, skip=skip, limit=page_size)
+            pages += 1
+            if not take(first):
                 return tags
-        log.warning("GHL tags for %s: stopped after %d pages", location_id, MAX_TAG_PAGES)
+            skip += len(first.tags)
+        if pages >= MAX_TAG_PAGES:
+            log.warning("GHL tags for %s: stopped after %d pages", location_id, MAX_TAG_PAGES)
         return tags
 
     @staticmethod

@@ -103,6 +103,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX post_drafts_age ON post_drafts (created_at);
     CREATE INDEX seen_posts_age ON seen_posts (handled_at);
     """,
+    # 3: /tags pages and searches straight from one covering index (no temp sort at deep offsets).
+    """
+    DROP INDEX IF EXISTS tag_cache_name;
+    CREATE INDEX tag_cache_page ON tag_cache (location_id, name COLLATE NOCASE, tag_id, created_at);
+    """,
 ]
 
 
