@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["assert_fake_cards_valid", "assert_valid_card", "card_problems", "iter_elements", "texts"]
+__all__ = ["assert_fake_cards_valid", "assert_valid_card", "card_problems", "elements", "iter_elements", "texts"]
 
 MAX_BYTES = 30 * 1024
 MAX_COMPONENTS = 200
@@ -321,6 +321,11 @@ def iter_elements(elements: Any) -> Iterator[dict[str, Any]]:
             yield from iter_elements(el.get("columns"))
         if el.get("tag") in NESTED_ELEMENTS:
             yield from iter_elements(el.get("elements"))
+
+
+def elements(card: dict[str, Any], tag: str) -> list[dict[str, Any]]:
+    """Every element of the card's body with this `tag`, depth first."""
+    return [el for el in iter_elements(card.get("body", {}).get("elements")) if el.get("tag") == tag]
 
 
 def _count_tagged(node: Any) -> int:

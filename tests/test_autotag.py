@@ -31,7 +31,7 @@ from cards.autotag import (
     tag_picker_card,
 )
 from cards.i18n import T
-from tests.cardcheck import assert_fake_cards_valid, assert_valid_card, texts
+from tests.cardcheck import assert_fake_cards_valid, assert_valid_card, elements, texts
 from tests.fakes.ghl_api import FakeGhl
 from tests.harness import BotHarness
 
@@ -98,22 +98,6 @@ async def click(h: BotHarness, value: dict[str, Any], *, chat_id: str = CHAT, **
         assert_valid_card(body["card"]["data"])
     await h.settle()
     return body
-
-
-def elements(card: dict[str, Any], tag: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("tag") == tag:
-                out.append(node)
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-    walk(card["body"])
-    return out
 
 
 def value_of(card: dict[str, Any], button_name_or_label: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from bot.clock import FakeClock
-from tests.cardcheck import assert_fake_cards_valid, assert_valid_card, texts
+from tests.cardcheck import assert_fake_cards_valid, assert_valid_card, elements, texts
 from tests.fakes.ghl_api import FakeGhl, build_statistics
 from tests.harness import BotHarness
 
@@ -55,19 +55,7 @@ async def command(h: BotHarness, text: str, chat_id: str = "oc_p2p", **kw: Any) 
 
 
 def buttons(card: dict[str, Any]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("tag") == "button":
-                out.append(node)
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-    walk(card["body"])
-    return out
+    return elements(card, "button")
 
 
 def button_value(card: dict[str, Any], label: str) -> dict[str, Any]:
