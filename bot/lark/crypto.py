@@ -10,8 +10,9 @@ import binascii
 import hashlib
 import hmac
 import os
+from functools import lru_cache
 
-from Crypto.Cipher import AES
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 __all__ = [
     "DecryptError",
@@ -48,6 +49,7 @@ def signature_ok(
     return hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8"))
 
 
+@lru_cache(maxsize=8)
 def _aes_key(encrypt_key: str) -> bytes:
     return hashlib.sha256(encrypt_key.encode("utf-8")).digest()
 
@@ -76,8 +78,8 @@ def lark_decrypt(encrypt_b64: str, encrypt_key: str) -> str:
     blob = _b64decode(encrypt_b64)
     if len(blob) < 2 * _BLOCK or len(blob) % _BLOCK:
         raise DecryptError("bad ciphertext length")
-    cipher = AES.new(_aes_key(encrypt_key), AES.MODE_CBC, blob[:_BLOCK])
-    plain = _pkcs7_unpad(cipher.decrypt(blob[_BLOCK:]))
+    decryptor = Cipher(algorithms.AES(_aes_key(encrypt_key)), modes.CBC(blob[:_BLOCK])).decryptor()
+    plain = _pkcs7_unpad(decryptor.update(blob[_BLOCK:]) + decryptor.finalize())
     try:
         return plain.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -90,6 +92,6 @@ def lark_encrypt(plaintext: str, encrypt_key: str, iv: bytes | None = None) -> s
         iv = os.urandom(_BLOCK)
     if len(iv) != _BLOCK:
         raise ValueError("iv must be 16 bytes")
-    cipher = AES.new(_aes_key(encrypt_key), AES.MODE_CBC, iv)
-    sealed = cipher.encrypt(_pkcs7_pad(plaintext.encode("utf-8")))
+    encryptor = Cipher(algorithms.AES(_aes_key(encrypt_key)), modes.CBC(iv)).encryptor()
+    sealed = encryptor.update(_pkcs7_pad(plaintext.encode("utf-8"))) + encryptor.finalize()
     return base64.b64encode(iv + sealed).decode("ascii")

@@ -41,9 +41,9 @@ def _reject(svc: Services, status: int, reason: str) -> web.Response:
 
 
 async def _read_capped(request: web.Request, cap: int) -> bytes | None:
-    if request.content_length is not None and request.content_length > cap:
-        return None
-    body = bytearray()
+    if request.content_length is not None:
+        return None if request.content_length > cap else await request.read()
+    body = bytearray()  # chunked: count as it streams in
     async for chunk in request.content.iter_chunked(65536):
         body.extend(chunk)
         if len(body) > cap:

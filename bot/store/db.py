@@ -164,6 +164,11 @@ class Database:
             cur = await self._conn.execute(sql, params)
             return cur.rowcount
 
+    async def write_returning(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """One write statement with a RETURNING clause, committed on its own, in one thread hop."""
+        async with self._write_lock:
+            return list(await self._conn.execute_fetchall(sql, params))
+
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         async with self.transaction() as tx:
             await tx.executemany(sql, rows)
