@@ -19,8 +19,8 @@ What is measured (loopback only, ~40-60 s):
   and the bot's background tasks are idle (a bench-only `GET /_bench/idle` route in the child), so
   these are latencies, not queueing;
 * `/tags` cold: the tag cache is emptied before each sample (bench-only route, the bot's own db
-  connection), so the bot pages all 10,000 tags from FakeGhl (100 full GETs of 100, then one that
-  comes back empty) and stores them;
+  connection), so the bot pages all 10,000 tags from FakeGhl (100 GETs of 100, the first alone,
+  the other 99 four at a time) and stores them;
 * the baseline, in the same run: a bare httpx client with the bot's client settings, in a child on
   the bot's CPU: GET one tags page (limit 100) and POST statistics against the same FakeGhl, half
   of the samples before the bot phases and half after.
@@ -660,7 +660,9 @@ async def main_async(args: argparse.Namespace) -> int:
           f"{ms(float(admit.get('gc2_max', math.nan)))}; {admit.get('objects', '?')} objects tracked at the end")
     print(f"{environment}; run took {time.monotonic() - started:.0f} s")
 
-    pages = args.tags // 100 + 1  # full pages, then the short (or empty) one that ends the listing
+    # GHL's `count` (the total, when it exceeds the first page) tells the client how many pages
+    # there are, so it reads exactly ceil(tags / 100) pages and no empty one after them.
+    pages = -(-args.tags // 100)
     problems = []
     if any(p.failures for p in phases + info):
         problems.append("some replies were missing or not the expected card")
