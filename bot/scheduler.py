@@ -17,6 +17,7 @@ the in-memory `next_due` only spares needless runs, it is not what keeps them si
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
@@ -173,6 +174,7 @@ def default_jobs(svc: Services) -> list[Job]:
     hook), e.g. `Job("autotag.poll", 600, poller.run, lease_ttl=300)` for auto-tagging: `run(now,
     lease)` should call `await lease.keep()` between locations and be idempotent on its own
     cursor (`post_cursors`, `seen_posts`)."""
+    from bot import housekeeping
     from bot.autotag.poll import POLL_INTERVAL_S, POLL_LEASE_TTL_S, PollJob
     from bot.digest import digest_service
     from bot.stats_history import StatsHistory
@@ -182,6 +184,7 @@ def default_jobs(svc: Services) -> list[Job]:
         Job("stats.snapshot", float(svc.settings.snapshot_interval_seconds), history.run, lease_ttl=600.0),
         Job("digest.send", DIGEST_TICK_SECONDS, digest_service(svc).run, lease_ttl=120.0),
         Job("autotag.poll", POLL_INTERVAL_S, PollJob(svc).run, lease_ttl=POLL_LEASE_TTL_S),
+        Job("store.prune", 3600.0, functools.partial(housekeeping.prune, svc), lease_ttl=300.0),
     ]
 
 

@@ -269,3 +269,16 @@ async def test_another_job_can_be_added_through_the_hook(tmp_path: Path, clock: 
         names = [r.name for r in await sched.tick()]
         assert names[:2] == ["stats.snapshot", "digest.send"] and names[-1] == "extra.job"
         assert polled.runs == [clock.time()]
+
+
+async def test_prune_job_forgets_dedupe_keys_past_their_ttl_only(tmp_path: Path, clock: FakeClock) -> None:
+    async with BotHarness.start(tmp_path, clock=clock) as h:
+        svc = h.services
+        assert await svc.dedupe.first_time(["e:old"], clock.time())
+        clock.advance(svc.dedupe.ttl - 3600)
+        assert await svc.dedupe.first_time(["e:recent"], clock.time())
+        clock.advance(7200)  # e:old is now past the TTL, e:recent is not
+        run = await scheduler_of(svc).run_job("store.prune")
+        assert run.outcome == "ok" and run.result == {"dedupe_keys": 1, "oauth_states": 0}
+        rows = await svc.db.fetchall("SELECT key FROM processed_events")
+        assert [r["key"] for r in rows] == ["e:recent"]

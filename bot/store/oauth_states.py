@@ -24,7 +24,9 @@ class OAuthStates:
         await self._db.execute(
             "INSERT INTO oauth_states (nonce, chat_id, user_open_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
             (nonce, chat_id, user_open_id, now, now + ttl))
-        await self._db.execute("DELETE FROM oauth_states WHERE expires_at < ?", (now - 86400,))
+
+    async def prune(self, older_than: float) -> int:
+        return await self._db.execute("DELETE FROM oauth_states WHERE expires_at < ?", (older_than,))
 
     async def consume(self, nonce: str) -> PendingConnect | None:
         """Mark the state used and return it; None if unknown, expired or already used."""
