@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from bot.context import Context
+from bot.ghl.notices import answering_chat
 from bot.lark.messages import parse_command, raw_text, strip_mentions
 from bot.lark.models import CardAction, MessageReceived
 from bot.registry import ActionResult
@@ -48,6 +49,7 @@ async def run_command(ctx: Context, name: str, args: str) -> Card:
         return unknown_command_card(name)
     started = time.perf_counter()
     ctx.command = RunCommand(command=name, args=args[:200])
+    answering = answering_chat.set(ctx.chat_id or None)
     try:
         card = await spec.handler(ctx, args)
     except Exception as exc:  # every failure becomes a card; the audit row records which
@@ -55,6 +57,7 @@ async def run_command(ctx: Context, name: str, args: str) -> Card:
         await ctx.audit("command", name, "error", args=args[:200], error=type(exc).__name__)
         return failure_card(ctx, exc, where=f"command {name}")
     finally:
+        answering_chat.reset(answering)
         svc.metrics.handler_seconds.labels("command", name).observe(time.perf_counter() - started)
     await ctx.audit("command", name, "ok", args=args[:200])
     return card
@@ -73,7 +76,7 @@ async def on_message(svc: Services, event: dict[str, Any]) -> None:
         return  # group chatter not addressed to us
     await svc.chats.seen(m.chat_id, m.chat_type)
     ctx = Context(svc, chat_id=m.chat_id, user_id=msg.sender.sender_id.open_id, chat_type=m.chat_type,
-                  message_id=m.message_id)
+                  message_id=m.message_id, message_type=m.message_type)
     if command is not None:
         card: Card | None = await run_command(ctx, command.name, command.args)
     else:
@@ -139,6 +142,7 @@ async def on_card_action(svc: Services, action: CardAction) -> ActionResult:
         return ActionResult(toast=toast("warning", STALE_CARD))
     _, handler = entry
     started = time.perf_counter()
+    answering = answering_chat.set(ctx.chat_id or None)
     try:
         result = await handler(ctx, payload)
     except Exception as exc:
@@ -146,6 +150,7 @@ async def on_card_action(svc: Services, action: CardAction) -> ActionResult:
         await ctx.audit("action", payload.kind, "error", error=type(exc).__name__)
         return ActionResult(card=failure_card(ctx, exc, where=f"action {payload.kind}"))
     finally:
+        answering_chat.reset(answering)
         svc.metrics.handler_seconds.labels("action", payload.kind).observe(time.perf_counter() - started)
     await ctx.audit("action", payload.kind, "ok", **payload.model_dump())
     return result

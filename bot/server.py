@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -14,6 +15,7 @@ from bot.audit_export import audit_csv
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.ghl.hub import GhlHub
+from bot.ghl.notices import announce_needs_reconnect
 from bot.ghl.oauth_routes import oauth_callback, oauth_start
 from bot.lark.client import LarkClient, LarkLimits
 from bot.lark.webhook import lark_events
@@ -72,6 +74,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, routers: list[
             chats=ChatStore(db, clock.time),
         )
         svc.ghl = GhlHub(settings, http, db, clock, svc.chats, tasks)
+        if svc.ghl.oauth is not None:
+            svc.ghl.oauth.on_needs_reconnect = functools.partial(announce_needs_reconnect, svc)
         app[SERVICES] = svc
         scheduler = build_scheduler(svc)
         hooks = [h(svc) for h in (start_hooks or [])]

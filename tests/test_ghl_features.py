@@ -321,3 +321,31 @@ async def test_invalid_grant_marks_reconnect_and_shows_a_reconnect_button(tmp_pa
         before = ghl.token_requests
         await command(h, "/tags", chat_id="oc_r")
         assert ghl.token_requests == before, "a disconnected installation is not retried"
+
+
+async def test_a_background_refusal_tells_every_other_chat_with_access_once(tmp_path: Path, ghl: FakeGhl) -> None:
+    clock = FakeClock(start=datetime.now(UTC).timestamp())
+    ghl.clock = clock
+    async with BotHarness.start(tmp_path, ghl=ghl, clock=clock, **oauth_settings()) as h:
+        for chat in ("oc_one", "oc_two"):
+            state = await connect_link_state(h, chat)
+            code = ghl.issue_code("loc_shared")
+            assert (await get(h, "/oauth/ghl/callback", code=code, state=state))[0] == 200
+            await h.settle()
+        refresh = ghl.current_refresh_token("loc_shared")
+        assert refresh is not None
+        ghl.revoke(refresh)
+        clock.advance(86400)
+        before = len(h.lark.sent_messages())
+        # this chat's command trips the refusal: it gets the reconnect card as its reply
+        assert (await h.deliver(h.events.message("/tags", chat_id="oc_one"), timestamp=now(h)))[0] == 200
+        await h.settle()
+        [reply] = [m for m in h.lark.sent_messages()[before:] if m["kind"] == "reply"]
+        assert "Reconnect" in texts(reply["content"])
+        notices = [m for m in h.lark.sent_messages()[before:] if m["kind"] == "send"]
+        assert [m["receive_id"] for m in notices] == ["oc_two"], "oc_one got its answer as the reply"
+        assert "Reconnect" in texts(notices[0]["content"])
+        assert "Reconnect" in texts(await command(h, "/tags", chat_id="oc_two"))  # flagged: no second notice
+        assert [m for m in h.lark.sent_messages()[before:] if m["kind"] == "send"] == notices
+        audit = await h.services.audit.recent(kind="connect", chat_id="oc_two")
+        assert audit[0].action == "needs reconnect notice" and audit[0].outcome == "ok"

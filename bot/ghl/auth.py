@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -160,6 +161,8 @@ class OAuthTokenProvider:
         self._clock = clock
         self._margin = refresh_margin
         self._locks: dict[str, asyncio.Lock] = {}
+        # Called once when an installation flips to needs_reconnect (the server wires chat notices in).
+        self.on_needs_reconnect: Callable[[str], Awaitable[None]] | None = None
 
     # ----- TokenProvider -----
 
@@ -248,7 +251,12 @@ class OAuthTokenProvider:
         again = await self._store.get(inst.location_id)
         if again is not None and again.active and again.generation != inst.generation:
             return again.access_token
-        await self._store.mark_needs_reconnect(inst.location_id, expected_generation=inst.generation)
+        marked = await self._store.mark_needs_reconnect(inst.location_id, expected_generation=inst.generation)
+        if marked and self.on_needs_reconnect is not None:
+            try:
+                await self.on_needs_reconnect(inst.location_id)
+            except Exception:  # telling the chats must never hide the refusal itself
+                log.exception("could not announce that location %s needs reconnecting", inst.location_id)
         log.warning(
             "GHL refused the refresh token for location %s (%s, traceId %s): needs reconnect",
             inst.location_id,

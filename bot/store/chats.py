@@ -49,6 +49,13 @@ class ChatStore:
             "SELECT location_id FROM chat_locations WHERE chat_id=? ORDER BY added_at", (chat_id,))
         return [r["location_id"] for r in rows]
 
+    async def chats_with_access(self, location_id: str) -> list[str]:
+        """Active chats that connected this location (bound to it or not)."""
+        rows = await self._db.fetchall(
+            "SELECT cl.chat_id FROM chat_locations cl LEFT JOIN chats c ON c.chat_id = cl.chat_id"
+            " WHERE cl.location_id=? AND COALESCE(c.active, 1)=1 ORDER BY cl.chat_id", (location_id,))
+        return [r["chat_id"] for r in rows]
+
     async def chats_for_location(self, location_id: str) -> list[str]:
         rows = await self._db.fetchall(
             "SELECT chat_id FROM chats WHERE location_id=? AND active=1 ORDER BY chat_id", (location_id,))
