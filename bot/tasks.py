@@ -16,14 +16,19 @@ class TaskTracker:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
 
-    def spawn(self, coro: Coroutine[Any, Any, R], *, name: str) -> asyncio.Task[R]:
+    def spawn(self, coro: Coroutine[Any, Any, R], *, name: str, awaited: bool = False) -> asyncio.Task[R]:
+        """Run `coro` in the background; `awaited=True` when a caller awaits the task and handles its
+        failure (then the tracker does not log it a second time)."""
         if self._closing:
             coro.close()
             raise RuntimeError("shutting down: no new background work")
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._done)
+        task.add_done_callback(self._done_awaited if awaited else self._done)
         return task
+
+    def _done_awaited(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

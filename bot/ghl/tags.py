@@ -32,7 +32,7 @@ class TagService:
         """Fetch the full list from GHL now (joins a refresh already running for that location)."""
         task = self._inflight.get(location_id)
         if task is None:
-            task = self._tasks.spawn(self._refresh(location_id), name=f"tag refresh {location_id}")
+            task = self._tasks.spawn(self._refresh(location_id), name=f"tag refresh {location_id}", awaited=True)
             self._inflight[location_id] = task
             task.add_done_callback(lambda _t: self._inflight.pop(location_id, None))
         return await asyncio.shield(task)
