@@ -19,6 +19,7 @@ class Context:
     user_id: str
     chat_type: str | None = None
     message_id: str | None = None  # the command's message: replies thread under it
+    message_type: str | None = None  # "text", "post", … for messages
     action: CardActionBody | None = None  # set for card clicks (form values, selected options)
     open_message_id: str | None = None  # the card that was clicked
     command: RunCommand | None = None  # the command being run, so an error card can offer "try again"

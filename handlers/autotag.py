@@ -314,9 +314,11 @@ async def remove_rule_form(ctx: Context, p: AutotagRuleRemove) -> ActionResult:
 # ----- Lark → GHL: suggestion card -----------------------------------------------------------
 
 
-def worth_suggesting(text: str) -> bool:
-    """A post-shaped message: long, or several lines (rich-text posts arrive as one line per paragraph)."""
+def worth_suggesting(text: str, message_type: str | None = None) -> bool:
+    """A Lark rich-text `post` with some text, or a post-shaped text message: long, or several lines."""
     size = len(text.strip())
+    if message_type == "post":
+        return size > 0
     return size >= LONG_TEXT_CHARS or ("\n" in text.strip() and size >= MULTILINE_MIN_CHARS)
 
 
@@ -364,7 +366,7 @@ async def _suggestion_view(ctx: Context, loc: str, message_id: str, summary: str
 
 @router.message()
 async def suggest_for_message(ctx: Context, text: str) -> Card | None:
-    if not worth_suggesting(text) or ctx.message_id is None:
+    if not worth_suggesting(text, ctx.message_type) or ctx.message_id is None:
         return None
     if ctx.services.ghl is None or not ctx.ghl.configured:
         return None

@@ -266,6 +266,16 @@ async def test_rich_text_post_gets_suggestions(bot: BotHarness, ghl: FakeGhl) ->
     assert "**Black Friday** — mentions “Black Friday”" in text and "**Launch** — hashtag #Launch" in text
 
 
+async def test_a_short_one_line_post_still_gets_suggestions_but_the_same_text_does_not(
+        bot: BotHarness, ghl: FakeGhl) -> None:
+    seed(ghl)
+    await command(bot, "/autotag on")
+    [reply] = await send(bot, bot.events.post_message([[{"tag": "text", "text": "Black Friday"}]], chat_id=CHAT))
+    assert "Suggested tags" in texts(reply["content"])
+    [plain] = await send(bot, bot.events.message("Black Friday", chat_id=CHAT))
+    assert "Suggested tags" not in texts(plain["content"])
+
+
 async def test_group_chatter_not_addressed_to_the_bot_is_ignored(bot: BotHarness, ghl: FakeGhl) -> None:
     seed(ghl)
     await command(bot, "/autotag on", chat_id="oc_group")
