@@ -191,6 +191,7 @@ async def test_slow_action_answers_a_toast_in_budget_then_one_delayed_update(tmp
         assert h.lark.sent_messages() == [] and h.lark.patches() == []
         assert calls == [SlowThing(delay=0.6)]
         assert ("test.slow", "ok") in await audit_rows(h, "action")
+        assert ("card delayed update", "ok") in await audit_rows(h, "message")
         assert_fake_cards_valid(h.lark)
 
 

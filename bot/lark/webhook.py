@@ -167,7 +167,17 @@ async def _finish_late(svc: Services, action: CardAction, work: asyncio.Task[Act
     result = await work
     if result.card is None:
         return
-    if action.token:
-        await svc.lark.delayed_update(action.token, result.card)
-    elif action.context.open_message_id:
-        await svc.lark.patch_card(action.context.open_message_id, result.card)
+    how = "delayed update" if action.token else "patch"
+    outcome = "ok"
+    try:
+        if action.token:
+            await svc.lark.delayed_update(action.token, result.card)
+        elif action.context.open_message_id:
+            await svc.lark.patch_card(action.context.open_message_id, result.card)
+    except Exception:
+        outcome = "error"
+        raise
+    finally:
+        await svc.audit.record(kind="message", action=f"card {how}", outcome=outcome,
+                               actor=action.operator.open_id or None, chat_id=action.context.open_chat_id or None,
+                               detail={"message_id": action.context.open_message_id})
