@@ -83,3 +83,12 @@ STALE_CARD = T("This card is out of date. Run the command again for a fresh one.
                "这张卡片已过期，请重新运行命令获取新卡片。")
 WORKING = T("Working on it…", "正在处理…")
 FAILED = T("That did not work. Try again, or run the command again.", "操作失败。请重试，或重新运行命令。")
+
+
+def not_allowed_card(what: T, reason: T | None = None) -> Card:
+    """A polite refusal: only the group owner and admins change this chat's shared settings."""
+    elements = [markdown(T("Sorry, only the group owner, the group's admins and the bot's admins can ",
+                           "抱歉，只有群主、群管理员和机器人管理员可以") + what + T(".", "。"))]
+    if reason is not None:
+        elements.append(markdown(reason))
+    return card(T("Not allowed", "没有权限"), elements, template="orange")

@@ -25,6 +25,7 @@ from bot.autotag.suggest import LocationTagging, location_tagging
 from bot.context import Context
 from bot.ghl.errors import GhlError
 from bot.ghl.models import Account
+from bot.permissions import may_configure
 from bot.registry import ActionResult, Router
 from bot.store.autotag import AutotagStore, ChatAutotag, PostingStore
 from bot.tagging import Suggestions, TagInfo, close_matches, key, resolve_tag
@@ -50,6 +51,7 @@ from cards.autotag import (
     tag_picker_card,
 )
 from cards.ghl_errors import ghl_error_card
+from cards.help import not_allowed_card
 from cards.i18n import T
 from cards.kit import Card, toast
 
@@ -202,6 +204,21 @@ async def _set_user(ctx: Context, loc: str, user_id: str) -> Card:
     return await _status(ctx, loc, T("Saved.", "已保存。"))
 
 
+WRITES = ("writeback", "write-back", "write", "add", "remove", "rm", "delete", "del", "user")
+CHANGE = T("change auto-tagging in this group", "修改本群的自动打标签设置")
+REFUSED = T("Only the group owner and admins can change auto-tagging here.",
+            "只有群主和群管理员可以修改这里的自动打标签设置。")
+
+
+async def _refused(ctx: Context, what: str, loc: str | None = None) -> ActionResult | None:
+    """None when allowed; otherwise the refusal toast (audited)."""
+    allowed, _ = await may_configure(ctx)
+    if allowed:
+        return None
+    await ctx.audit(AUDIT, what, "refused", location_id=loc)
+    return ActionResult(toast=toast("warning", REFUSED))
+
+
 @router.command("autotag", T("Auto-tag posts: on/off, keyword rules, write-back to GHL",
                              "自动打标签：开关、关键词规则、写回 GHL"),
                 usage="/autotag on | off | rules | add <keyword> -> <tag> | remove <keyword> | writeback on|off",
@@ -212,6 +229,13 @@ async def autotag(ctx: Context, args: str) -> Card:
     sub = sub.lower()
     if sub in ("", "status"):
         return await _status(ctx, loc)
+    if sub in ("rules", "list"):
+        return await _rules(ctx, loc)
+    if sub in WRITES or _on_off(sub) is not None:
+        allowed, why = await may_configure(ctx)
+        if not allowed:
+            await ctx.audit(AUDIT, f"autotag {sub}", "refused", location_id=loc)
+            return not_allowed_card(CHANGE, why)
     if _on_off(sub) is not None:
         await _set(ctx, loc, enabled=_on_off(sub))
         return await _status(ctx, loc)
@@ -222,8 +246,6 @@ async def autotag(ctx: Context, args: str) -> Card:
                                              "请用 `/autotag writeback on` 或 `off`。"))
         await _set(ctx, loc, writeback=flag)
         return await _status(ctx, loc)
-    if sub in ("rules", "list"):
-        return await _rules(ctx, loc)
     if sub == "add":
         return await _add_rule(ctx, loc, rest)
     if sub in ("remove", "rm", "delete", "del"):
@@ -257,6 +279,8 @@ def _many(value: Any) -> list[str]:
 @router.action(AutotagSet)
 async def set_flags(ctx: Context, p: AutotagSet) -> ActionResult:
     loc = await ctx.location()
+    if (refused := await _refused(ctx, "autotag settings", loc)) is not None:
+        return refused
     await _set(ctx, loc, enabled=p.on, writeback=p.wb)
     return ActionResult(card=await _status(ctx, loc), toast=toast("success", T("Saved", "已保存")))
 
@@ -277,6 +301,8 @@ _PICK_A_TAG = T("Pick an existing tag first.", "请先选择一个已有标签�
 @router.action(AutotagRulePick)
 async def pick_rule_tag(ctx: Context, p: AutotagRulePick) -> ActionResult:
     await ctx.location(p.loc)
+    if (refused := await _refused(ctx, "autotag add", p.loc)) is not None:
+        return refused
     tag_id = _one(_form(ctx).get("tag")) or _one(ctx.action.option if ctx.action else None)
     tag = await _pick_tag(ctx, p.loc, tag_id)
     if tag is None:
@@ -289,6 +315,8 @@ async def pick_rule_tag(ctx: Context, p: AutotagRulePick) -> ActionResult:
 @router.action(AutotagRuleAdd)
 async def add_rule_form(ctx: Context, p: AutotagRuleAdd) -> ActionResult:
     await ctx.location(p.loc)
+    if (refused := await _refused(ctx, "autotag add", p.loc)) is not None:
+        return refused
     form = _form(ctx)
     keyword = _clean(_one(form.get("keyword")))
     problem = _keyword_problem(keyword)
@@ -305,6 +333,8 @@ async def add_rule_form(ctx: Context, p: AutotagRuleAdd) -> ActionResult:
 @router.action(AutotagRuleRemove)
 async def remove_rule_form(ctx: Context, p: AutotagRuleRemove) -> ActionResult:
     await ctx.location(p.loc)
+    if (refused := await _refused(ctx, "autotag remove", p.loc)) is not None:
+        return refused
     keyword = _one(_form(ctx).get("keyword"))
     if not keyword:
         return ActionResult(toast=toast("warning", T("Pick a rule first.", "请先选择一条规则。")))

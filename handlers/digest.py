@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import httpx
-
 from bot.context import Context
 from bot.digest import DigestService, digest_service, load_zone, local_date_of, parse_hhmm
-from bot.lark.client import LarkApiError
+from bot.permissions import may_configure
 from bot.registry import Router
 from bot.store.digests import DigestSchedule
 from cards.digest import (
@@ -47,32 +45,13 @@ async def digest(ctx: Context, args: str) -> Card:
     if sub == "now":
         return await _now(ctx)
     if sub in ("on", "off"):
-        allowed, why = await may_change(ctx)
+        allowed, why = await may_configure(ctx)
         if not allowed:
             await ctx.audit("digest", sub, "refused", args=args[:100])
             return digest_refused_card(why)
         return await (_on(ctx, rest) if sub == "on" else _off(ctx))
     await ctx.audit("digest", "bad input", "rejected", args=args[:100])
     return digest_input_error_card(T(f"I don't know `/digest {_quote(sub)}`.", f"我不认识 `/digest {_quote(sub)}`。"))
-
-
-async def may_change(ctx: Context) -> tuple[bool, T | None]:
-    """p2p: yes. Group: the owner, a group admin, or an allow-listed digest admin."""
-    svc = ctx.services
-    chat_type = ctx.chat_type or await svc.chats.chat_type(ctx.chat_id)
-    if chat_type == "p2p":
-        return True, None
-    if ctx.user_id and ctx.user_id in svc.settings.digest_admin_ids:
-        return True, None
-    try:
-        info = await svc.lark.chat_info(ctx.chat_id)
-    except (LarkApiError, httpx.HTTPError):
-        return False, T("(I could not check this chat's owner and admins with Lark just now; try again later.)",
-                        "（我刚才无法向 Lark 查询这个群的群主和管理员，请稍后再试。）")
-    managers = info.get("user_manager_id_list") or []
-    if ctx.user_id and (ctx.user_id == info.get("owner_id") or ctx.user_id in managers):
-        return True, None
-    return False, None
 
 
 async def view(ctx: Context, service: DigestService, sched: DigestSchedule | None, changed: T | None = None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from bot.context import Context
 from bot.ghl.hub import LocationChoice
+from bot.permissions import may_configure
 from bot.registry import ActionResult, Router
+from cards.help import not_allowed_card
 from cards.i18n import T
 from cards.kit import Card, toast
 from cards.location import LocationItem, LocationPick, location_card
@@ -35,12 +37,19 @@ async def _bind(ctx: Context, location_id: str) -> bool:
     return True
 
 
+CHOOSE = T("choose the location this chat works on", "选择本群使用的位置")
+
+
 @router.command("location", T("List this chat's GHL locations and choose one", "列出并选择本群的 GHL 位置"),
                 usage="/location [id]", order=15)
 async def location(ctx: Context, args: str) -> Card:
-    wanted = args.strip()
+    wanted = args.strip()[:64]
     if not wanted:
         return await _card(ctx)
+    allowed, why = await may_configure(ctx)
+    if not allowed:
+        await ctx.audit("location", "bind", "refused")
+        return not_allowed_card(CHOOSE, why)
     if await _bind(ctx, wanted):
         return await _card(ctx, T(f"This chat now works on `{wanted}`.", f"本群现在使用位置 `{wanted}`。"))
     return await _card(ctx, T(f"`{wanted}` is not connected to this chat. Pick one below or `/connect` it.",
@@ -49,6 +58,11 @@ async def location(ctx: Context, args: str) -> Card:
 
 @router.action(LocationPick)
 async def pick(ctx: Context, p: LocationPick) -> ActionResult:
+    allowed, _ = await may_configure(ctx)
+    if not allowed:
+        await ctx.audit("location", "bind", "refused", location_id=p.loc)
+        return ActionResult(toast=toast("warning", T("Only the group owner and admins can change the location.",
+                                                     "只有群主和群管理员可以更换位置。")))
     if not await _bind(ctx, p.loc):
         return ActionResult(toast=toast("error", T("That location is not connected to this chat.",
                                                    "该位置未连接到本群。")))

@@ -53,6 +53,7 @@ from cards.help import (
     help_card,
     internal_error_card,
     not_a_command_card,
+    not_allowed_card,
     unknown_command_card,
 )
 from cards.i18n import T
@@ -97,6 +98,10 @@ BUILDERS: dict[str, list[Callable[[], Card]]] = {
         lambda: unknown_command_card("标签"),
     ],
     "cards.help.not_a_command_card": [not_a_command_card],
+    "cards.help.not_allowed_card": [
+        lambda: not_allowed_card(T("change this", "修改此项")),
+        lambda: not_allowed_card(T("change this", "修改此项"), T("Lark did not answer.", "Lark 没有响应。")),
+    ],
     "cards.help.error_card": [
         lambda: error_card(T("Oops", "哎呀"), T("What", "什么"), T("Do this", "这样做")),
         lambda: error_card(T("Oops", "哎呀"), T("What", "什么"), T("Do this", "这样做"), reference="abc123",

@@ -349,3 +349,28 @@ async def test_a_background_refusal_tells_every_other_chat_with_access_once(tmp_
         assert [m for m in h.lark.sent_messages()[before:] if m["kind"] == "send"] == notices
         audit = await h.services.audit.recent(kind="connect", chat_id="oc_two")
         assert audit[0].action == "needs reconnect notice" and audit[0].outcome == "ok"
+
+
+async def test_only_group_owner_and_admins_change_location_and_autotag(tmp_path: Path, ghl: FakeGhl) -> None:
+    async with BotHarness.start(tmp_path, ghl=ghl, **oauth_settings()) as h:
+        h.lark.add_chat("oc_team", owner_id="ou_owner", user_manager_id_list=["ou_admin"])
+        for loc in ("loc_a", "loc_b"):
+            state = await connect_link_state(h, "oc_team", "ou_owner")
+            assert (await get(h, "/oauth/ghl/callback", code=ghl.issue_code(loc), state=state))[0] == 200
+            await h.settle()
+        group = {"chat_id": "oc_team", "chat_type": "group", "mention_bot": True}
+        for text in ("/location loc_b", "/autotag on", "/autotag writeback on", "/autotag user someone",
+                     "/autotag add sale -> Promo", "/autotag remove sale"):
+            card = await command(h, text, sender_open_id="ou_member", **group)
+            assert "Not allowed" in texts(card), text
+        assert await h.services.chats.bound_location("oc_team") == "loc_a"
+        listing = await command(h, "/location", sender_open_id="ou_member", **group)  # reading is fine
+        res = await click(h, button_value(listing, "Use this"), chat_id="oc_team", operator_open_id="ou_member")
+        assert res["toast"]["type"] == "warning" and "card" not in res
+        assert await h.services.chats.bound_location("oc_team") == "loc_a"
+        for user in ("ou_admin", "ou_owner"):
+            card = await command(h, "/autotag on", sender_open_id=user, **group)
+            assert "Not allowed" not in texts(card), user
+        assert "now works on" in texts(await command(h, "/location loc_b", sender_open_id="ou_admin", **group))
+        refused = [r for r in await h.services.audit.recent(chat_id="oc_team", limit=200) if r.outcome == "refused"]
+        assert len(refused) == 7

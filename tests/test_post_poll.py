@@ -61,7 +61,10 @@ def ago(clock: FakeClock, minutes: float) -> datetime:
 
 
 async def command(h: BotHarness, text: str, chat_id: str = CHAT) -> None:
-    env = h.events.message(text, chat_id=chat_id, chat_type="group", mention_bot=True)
+    """The group's owner configures it (members may not change auto-tagging)."""
+    if chat_id not in h.lark.chats:
+        h.lark.add_chat(chat_id, owner_id="ou_owner")
+    env = h.events.message(text, chat_id=chat_id, chat_type="group", mention_bot=True, sender_open_id="ou_owner")
     status, _ = await h.deliver(env, timestamp=int(h.services.clock.time()))
     assert status == 200
     await h.settle()
