@@ -1,80 +1,10 @@
-"""Async token buckets: one per key (chat, app, location), waiting instead of failing."""
+"""Async rate windows, one per key (chat, message, location) or app-wide: callers wait instead of failing."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-
-
-@dataclass
-class TokenBucket:
-    """`rate` tokens per `per` seconds, at most `burst` at once; `acquire` waits for a token.
-
-    Waiters are served in arrival order (one lock), so a burst of callers is paced evenly.
-    """
-
-    rate: float
-    per: float = 1.0
-    burst: float | None = None
-    monotonic: Callable[[], float] = time.monotonic
-    _tokens: float = field(init=False)
-    _stamp: float = field(init=False)
-    _lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
-    _paused_until: float = field(init=False, default=0.0)
-
-    def __post_init__(self) -> None:
-        self._tokens = self.capacity
-        self._stamp = self.monotonic()
-
-    @property
-    def capacity(self) -> float:
-        return self.burst if self.burst is not None else self.rate
-
-    def _refill(self) -> None:
-        now = self.monotonic()
-        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate / self.per)
-        self._stamp = now
-
-    def pause(self, seconds: float) -> None:
-        """Hold every caller back for `seconds` (a 429 told us to)."""
-        self._paused_until = max(self._paused_until, self.monotonic() + seconds)
-        self._tokens = 0.0
-
-    async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                wait = self._paused_until - self.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                    continue
-                self._refill()
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    return
-                await asyncio.sleep((1.0 - self._tokens) * self.per / self.rate)
-
-
-class KeyedLimiter:
-    """One bucket per key, created on first use; idle buckets are dropped past `max_keys`."""
-
-    def __init__(self, rate: float, per: float = 1.0, burst: float | None = None, max_keys: int = 10_000) -> None:
-        self.rate, self.per, self.burst, self.max_keys = rate, per, burst, max_keys
-        self._buckets: dict[str, TokenBucket] = {}
-
-    def bucket(self, key: str) -> TokenBucket:
-        b = self._buckets.get(key)
-        if b is None:
-            if len(self._buckets) >= self.max_keys:
-                idle = [k for k, v in self._buckets.items() if not v._lock.locked()]
-                for k in idle[: len(idle) // 2 or 1]:
-                    del self._buckets[k]
-            b = self._buckets[key] = TokenBucket(self.rate, self.per, self.burst)
-        return b
-
-    async def acquire(self, key: str) -> None:
-        await self.bucket(key).acquire()
 
 
 class Unlimited:
@@ -91,6 +21,9 @@ class Unlimited:
 
     def pause(self, seconds: float) -> None:
         return None
+
+
+EDGE = 0.001  # seconds
 
 
 class SlidingWindow:
@@ -122,9 +55,11 @@ class SlidingWindow:
         now = self._mono()
         if self._paused_until > now:
             return self._paused_until - now
-        while self._stamps and self._stamps[0] <= now - self.window:
+        # A stamp leaves the window only `EDGE` after `window` seconds: a request exactly on the
+        # boundary would count in both windows of a server measuring the same way.
+        while self._stamps and self._stamps[0] + self.window + EDGE <= now:
             self._stamps.popleft()
-        wait = 0.0 if len(self._stamps) < self.limit else self._stamps[0] + self.window - now
+        wait = 0.0 if len(self._stamps) < self.limit else self._stamps[0] + self.window + EDGE - now
         if self._gap:
             wait = max(wait, self._next_slot - self._gap / 4 - now)
         return max(0.0, wait)

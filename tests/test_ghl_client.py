@@ -35,7 +35,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 @dataclass
 class RecordingLimiter:
-    """Records which keys the client waited for (the default KeyedLimiter paces in real time)."""
+    """Records which keys the client waited for (the default KeyedWindows paces in real time)."""
 
     keys: list[str] = field(default_factory=list)
 

@@ -42,7 +42,7 @@ from bot.ghl.models import (
     Tag,
     TagsPage,
 )
-from bot.ratelimit import KeyedLimiter
+from bot.ratelimit import KeyedWindows
 
 __all__ = ["DEFAULT_API_BASE", "DEFAULT_VERSION", "GhlClient", "Limiter"]
 
@@ -62,7 +62,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class Limiter(Protocol):
-    """What the client needs from a rate limiter (KeyedLimiter fits)."""
+    """What the client needs from a rate limiter (KeyedWindows fits)."""
 
     async def acquire(self, key: str) -> None: ...
 
@@ -115,7 +115,9 @@ class GhlClient:
         self.version = version
         self._tokens = tokens
         self._clock = clock
-        self._limiter: Limiter = limiter or KeyedLimiter(rate=90, per=10.0)
+        # GHL allows 100 requests per 10 s per location; a token bucket would let a burst plus its
+        # refill through (up to ~180 in one window), so the ceiling is an exact sliding window.
+        self._limiter: Limiter = limiter or KeyedWindows(90, 10.0)
         self._max_attempts = max(1, max_attempts)
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
@@ -410,7 +412,7 @@ class GhlClient:
     async def _wait_gate(self, location_id: str) -> None:
         """The per-location pause, waited with `clock.sleep`.
 
-        Kept here rather than in `TokenBucket.pause`, which sleeps on the event loop's real
+        Kept here rather than in the limiter's own pause, which sleeps on the event loop's real
         clock and would make FakeClock tests wait for real.
         """
         while (wait := self.paused_for(location_id)) > 0:
