@@ -7,6 +7,7 @@ notice goes to every other chat with access to that location, once per location 
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import logging
 from datetime import UTC, datetime
 
@@ -30,8 +31,8 @@ async def announce_needs_reconnect(svc: Services, location_id: str) -> None:
         if chat_id == skip:
             continue
         try:
-            await svc.lark.send_card(chat_id, reconnect_card(location_id, REASON),
-                                     uuid=f"reconnect-{location_id}-{day}"[:50])
+            key = hashlib.sha256(f"{chat_id}|{location_id}|{day}".encode()).hexdigest()[:40]
+            await svc.lark.send_card(chat_id, reconnect_card(location_id, REASON), uuid=f"rc-{key}")
         except Exception as exc:
             log.warning("reconnect notice failed", extra={"chat_id": chat_id, "error": type(exc).__name__})
             outcome = "error"
