@@ -327,7 +327,7 @@ async def test_a_background_refusal_tells_every_other_chat_with_access_once(tmp_
     clock = FakeClock(start=datetime.now(UTC).timestamp())
     ghl.clock = clock
     async with BotHarness.start(tmp_path, ghl=ghl, clock=clock, **oauth_settings()) as h:
-        for chat in ("oc_one", "oc_two"):
+        for chat in ("oc_one", "oc_two", "oc_three"):
             state = await connect_link_state(h, chat)
             code = ghl.issue_code("loc_shared")
             assert (await get(h, "/oauth/ghl/callback", code=code, state=state))[0] == 200
@@ -343,7 +343,7 @@ async def test_a_background_refusal_tells_every_other_chat_with_access_once(tmp_
         [reply] = [m for m in h.lark.sent_messages()[before:] if m["kind"] == "reply"]
         assert "Reconnect" in texts(reply["content"])
         notices = [m for m in h.lark.sent_messages()[before:] if m["kind"] == "send"]
-        assert [m["receive_id"] for m in notices] == ["oc_two"], "oc_one got its answer as the reply"
+        assert [m["receive_id"] for m in notices] == ["oc_three", "oc_two"], "oc_one got its answer as the reply"
         assert "Reconnect" in texts(notices[0]["content"])
         assert "Reconnect" in texts(await command(h, "/tags", chat_id="oc_two"))  # flagged: no second notice
         assert [m for m in h.lark.sent_messages()[before:] if m["kind"] == "send"] == notices
