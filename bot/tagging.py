@@ -45,6 +45,10 @@ __all__ = [
 
 ReasonKind = Literal["name", "hashtag", "rule"]
 MIN_NAME_CHARS = 2
+MAX_TEXT_CHARS = 5_000
+MAX_OCCURRENCES = 3  # per tag name
+MAX_NAME_HITS = 300
+MAX_HASHTAGS = 100
 MAX_HASHTAG_CHARS = 100
 _KIND_ORDER: dict[str, int] = {"hashtag": 0, "name": 1, "rule": 2}
 
@@ -223,11 +227,17 @@ def _name_hits(text: str, folded: str, origin: list[int], tags: Sequence[TagInfo
         needle = key(tag.name)
         if len(needle.replace(" ", "")) < MIN_NAME_CHARS:
             continue
+        found = 0
         for start, end in _occurrences(folded, needle):
             span = _span(origin, start, end)
             if _overlaps(span, skip):
                 continue
             hits.append(_Hit(tag, Reason("name", text[span[0]:span[1]], span[0]), span))
+            found += 1
+            if found == MAX_OCCURRENCES:  # a few mentions explain a tag; more only cost time below
+                break
+        if len(hits) >= MAX_NAME_HITS:
+            break
     # A name inside a longer matching name (of another tag) is not a separate topic.
     return [h for h in hits
             if not any(o.tag.id != h.tag.id and o.span[0] <= h.span[0] and h.span[1] <= o.span[1]
@@ -251,8 +261,12 @@ def _rule_hits(text: str, folded: str, origin: list[int], rules: Sequence[Keywor
 
 
 def suggest(text: str, tags: Sequence[TagInfo], rules: Sequence[KeywordRule] = ()) -> Suggestions:
-    """Tags to suggest for `text`, each with its reasons, and hashtags with no tag behind them."""
-    text = unicodedata.normalize("NFC", text)
+    """Tags to suggest for `text`, each with its reasons, and hashtags with no tag behind them.
+
+    Only the first `MAX_TEXT_CHARS` characters are read: the work grows with the matches found, and
+    a pasted novel must not hold the event loop.
+    """
+    text = unicodedata.normalize("NFC", text[:MAX_TEXT_CHARS])
     folded, origin = fold(text)
     urls = [(m.start(), m.end()) for m in _URL.finditer(text)]
     by_id = {t.id: t for t in tags}
@@ -264,7 +278,7 @@ def suggest(text: str, tags: Sequence[TagInfo], rules: Sequence[KeywordRule] = (
 
     hits: list[_Hit] = []
     missing: dict[str, MissingTag] = {}
-    for body, span in _hashtags(text, urls):
+    for body, span in _hashtags(text, urls)[:MAX_HASHTAGS]:
         matched = by_compact.get(compact_key(body))
         if matched:
             hits.extend(_Hit(t, Reason("hashtag", text[span[0]:span[1]].rstrip("#＃"), span[0]), span)

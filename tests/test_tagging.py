@@ -215,3 +215,15 @@ def test_close_matches_for_the_picker() -> None:
     assert [t.name for t in close_matches("black friday deals", TAGS)][:2] == ["Black Friday", "Black Friday Sale"]
     assert [t.name for t in close_matches("春季", TAGS)] == ["春季新品"]
     assert close_matches("zzzz", TAGS) == []
+
+
+def test_work_is_bounded_for_huge_or_repetitive_text() -> None:
+    from bot.tagging import MAX_NAME_HITS, MAX_TEXT_CHARS
+
+    tags = [TagInfo("t_sale", "Sale"), TagInfo("t_late", "Latecomer")]
+    text = "sale " * (MAX_TEXT_CHARS // 5) + " Latecomer"  # the second name sits past the limit
+    found = suggest(text, tags)
+    assert [s.tag_id for s in found.tags] == ["t_sale"]
+    many = [TagInfo(f"t{i}", f"name{i:04d}") for i in range(1000)]
+    found = suggest(" ".join(t.name for t in many), many)
+    assert len(found.tags) == MAX_NAME_HITS
