@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 from cards.i18n import T
-from cards.kit import Card, button, card, markdown, row
+from cards.kit import Card, button, card, code, markdown, row
 from cards.payloads import Payload, register
 
 
@@ -36,9 +36,10 @@ _OUTCOME = {"ok": "✅", "error": "❌", "unknown": "❓", "stale": "⌛", "refu
 def _line(e: AuditLine) -> T:
     when = datetime.fromtimestamp(e.at, UTC).strftime("%m-%d %H:%M UTC")
     who = f"<at id={e.actor}></at>" if e.actor and e.actor.startswith("ou_") else (e.actor or "bot")
-    loc = f" · `{e.location_id}`" if e.location_id else ""
+    loc = f" · {code(e.location_id[:64])}" if e.location_id else ""
     mark = _OUTCOME.get(e.outcome, "•")
-    return T.same(f"{mark} `{when}` **{e.kind}** {e.action} — {who}{loc} ({e.outcome})")
+    # kind and outcome are the bot's own words; the action can quote what a user typed
+    return T.same(f"{mark} `{when}` **{e.kind[:40]}** {code(e.action[:80])} — {who}{loc} ({e.outcome[:20]})")
 
 
 def audit_card(entries: list[AuditLine], *, page: AuditPage, has_more: bool) -> Card:

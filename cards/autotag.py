@@ -16,7 +16,10 @@ from cards.kit import (
     Element,
     button,
     card,
+    clip,
+    code,
     count_elements,
+    esc,
     form,
     hr,
     markdown,
@@ -208,20 +211,7 @@ def fit(build: Callable[[Limits], Card]) -> Card:
 # ----- helpers -------------------------------------------------------------------------------
 
 
-def esc(text: str) -> str:
-    """Neutralise Lark markdown in user or GHL text."""
-    return (text.replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_").replace("~", "\\~")
-            .replace("`", "'").replace("[", "\\[").replace("]", "\\]").replace("<", "&lt;").replace(">", "&gt;"))
-
-
-def code(text: str) -> str:
-    """An inline code span (nothing inside is markdown)."""
-    return "`" + text.replace("`", "'").replace("\n", " ") + "`"
-
-
-def excerpt(text: str, limit: int = 300) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: max(1, limit - 1)].rstrip() + "…"
+excerpt = clip  # the card shows excerpts of post text
 
 
 def _more(shown: int, total: int) -> T:

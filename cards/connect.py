@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cards.i18n import T
-from cards.kit import Card, button, card, markdown, row
+from cards.kit import Card, button, card, clip, code, esc, markdown, row
 from cards.payloads import RunCommand
 
 
@@ -35,10 +35,11 @@ def connect_unavailable_card(*, private_location: str | None) -> Card:
 
 
 def connected_card(location_id: str, name: str | None, user_id: str) -> Card:
+    shown = esc(clip(name or location_id, 100))
     return card(T("GoHighLevel connected", "已连接 GoHighLevel"), [
-        markdown(T(f"<at id={user_id}></at> connected location **{name or location_id}** (`{location_id}`). "
+        markdown(T(f"<at id={user_id}></at> connected location **{shown}** ({code(location_id)}). "
                    "Try `/tags` or `/stats`.",
-                   f"<at id={user_id}></at> 已连接位置 **{name or location_id}**（`{location_id}`）。"
+                   f"<at id={user_id}></at> 已连接位置 **{shown}**（{code(location_id)}）。"
                    "试试 `/tags` 或 `/stats`。")),
         row(button(T("Tags", "标签"), RunCommand(command="tags"), type="primary"),
             button(T("Statistics", "统计"), RunCommand(command="stats"))),

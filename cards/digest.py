@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from cards.i18n import T, join
-from cards.kit import Card, Element, button, card, chart, columns, hr, markdown, row
+from cards.kit import Card, Element, button, card, chart, clip, columns, esc, hr, markdown, row
 from cards.payloads import RunCommand
 from cards.stats import METRIC_LABELS, fmt_change, fmt_num, platform_name
 
@@ -68,12 +68,6 @@ class ScheduleView:
     next_send: str | None  # "2026-03-09 09:02" in `tz`, or None
     last: str | None = None  # "2026-03-08: sent"
     changed: T | None = None  # what the command just did
-
-
-def _esc(text: str) -> str:
-    """User-chosen names (tags) shown as literal text in markdown."""
-    return (text.replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_").replace("~", "\\~")
-            .replace("`", "'").replace("[", "\\[").replace("<", "&lt;").replace(">", "&gt;"))[:80]
 
 
 def _is_day_before(day: str, local_date: str) -> bool:
@@ -159,8 +153,8 @@ def digest_card(d: DigestData) -> Card:
         body.append(markdown(T("**Top tags**: no tagged posts published in the last 7 days.",
                                "**热门标签**：最近 7 天没有已发布的带标签帖子。")))
     else:
-        lines = [T(f"{i}. {_esc(t.name)} — {t.posts} post{'s' if t.posts != 1 else ''}",
-                   f"{i}. {_esc(t.name)} — {t.posts} 篇")
+        lines = [T(f"{i}. {esc(clip(t.name, 120))} — {t.posts} post{'s' if t.posts != 1 else ''}",
+                   f"{i}. {esc(clip(t.name, 120))} — {t.posts} 篇")
                  for i, t in enumerate(d.tags, start=1)]
         body.append(markdown(join([T("**Top tags** (published posts, last 7 days)",
                                      "**热门标签**（最近 7 天已发布的帖子）"), *lines])))

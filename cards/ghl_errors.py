@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cards.help import error_card
 from cards.i18n import T
-from cards.kit import Card
+from cards.kit import Card, clip, esc
 from cards.payloads import RunCommand
 
 _WHAT: dict[str, tuple[T, T]] = {
@@ -36,6 +36,7 @@ def ghl_error_card(kind: str, location_id: str | None, message: str, *, trace_id
                    retry: RunCommand | None = None) -> Card:
     what, todo = _WHAT.get(kind, (T("GHL request failed.", "GHL 请求失败。"), _WHAT["bad_request"][1]))
     where = T(f" (location `{location_id}`)", f"（位置 `{location_id}`）") if location_id else T("", "")
-    detail = T(f"\nGHL said: {message}", f"\nGHL 返回：{message}") if message else T("", "")
+    said = esc(clip(message, 300))
+    detail = T(f"\nGHL said: {said}", f"\nGHL 返回：{said}") if message else T("", "")
     return error_card(T("GoHighLevel error", "GoHighLevel 出错"), what + where + detail, todo,
                       reference=trace_id, retry=retry if kind in ("rate_limited", "unavailable") else None)

@@ -33,6 +33,23 @@ def card(title: T, elements: list[Element], *, template: Template = "blue", subt
     }
 
 
+def esc(text: str) -> str:
+    """Neutralise Lark markdown in user or GHL text (names, summaries, error messages, arguments)."""
+    return (text.replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_").replace("~", "\\~")
+            .replace("`", "'").replace("[", "\\[").replace("]", "\\]").replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def code(text: str) -> str:
+    """An inline code span (nothing inside is markdown; a backtick cannot close it)."""
+    return "`" + text.replace("`", "'").replace("\n", " ") + "`"
+
+
+def clip(text: str, limit: int = 300) -> str:
+    """One line of at most `limit` characters, with an ellipsis when cut."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: max(1, limit - 1)].rstrip() + "…"
+
+
 def markdown(text: T, *, element_id: str | None = None) -> Element:
     el: Element = {"tag": "markdown", **text.content()}
     if element_id:

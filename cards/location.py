@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from cards.i18n import T
-from cards.kit import Card, button, card, columns, markdown, row
+from cards.kit import Card, button, card, clip, code, columns, esc, markdown, row
 from cards.payloads import Payload, RunCommand, register
 
 
@@ -25,19 +25,28 @@ class LocationItem:
     bound: bool
 
 
+MAX_SHOWN = 25  # 5 components each: well under Lark's 200 per card
+
+
 def location_card(items: list[LocationItem], *, can_connect: bool, note: T | None = None) -> Card:
     body = []
     if note is not None:
         body.append(markdown(note))
     if not items:
         body.append(markdown(T("No GHL location is connected to this chat yet.", "本群还没有连接任何 GHL 位置。")))
-    for it in items:
+    shown = sorted(items, key=lambda it: not it.bound)[:MAX_SHOWN]  # the one in use always shows
+    for it in shown:
         state = (T("✅ in use", "✅ 使用中") if it.bound else T("", "")) + (
             T(" · ⚠️ needs reconnect", " · ⚠️ 需要重新连接") if it.status != "active" else T("", ""))
         via = T("Private Integration", "私有集成") if it.via == "private" else T("OAuth app", "OAuth 应用")
-        label = T(f"**{it.name}**  `{it.id}`\n", f"**{it.name}**  `{it.id}`\n") + via + state
+        name = f"**{esc(clip(it.name, 100))}**  {code(it.id)}\n"
+        label = T.same(name) + via + state
         cell = [] if it.bound else [button(T("Use this", "使用此位置"), LocationPick(loc=it.id), type="primary")]
         body.append(columns([markdown(label)], cell, weights=[3, 1]))
+    if len(items) > len(shown):
+        more = len(items) - len(shown)
+        body.append(markdown(T(f"…and {more} more: choose one with `/location <id>`.",
+                               f"……还有 {more} 个：用 `/location <id>` 选择。")))
     if can_connect:
         body.append(row(button(T("Connect another location", "连接其他位置"), RunCommand(command="connect"))))
     return card(T("GHL locations", "GHL 位置"), body, template="indigo",

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from cards.i18n import T
-from cards.kit import Card, button, card, chart, columns, hr, markdown, row
+from cards.kit import Card, button, card, chart, clip, columns, esc, hr, markdown, row
 from cards.payloads import Payload, RunCommand, register
 
 
@@ -80,6 +80,11 @@ def _metric_cell(m: Metric) -> list[dict[str, object]]:
                        f"{label.zh}\n**{fmt_num(m.value)}**  {fmt_change(m.change)}"))]
 
 
+def _names(names: list[str], most: int = 20) -> str:
+    shown = ", ".join(esc(clip(n, 60)) for n in names[:most])
+    return shown + (f" (+{len(names) - most})" if len(names) > most else "")
+
+
 def stats_card(d: StatsData) -> Card:
     body = [markdown(T(f"Last 7 days (**{d.window}**, today excluded) against the 7 days before.",
                        f"最近 7 天（**{d.window}**，不含今天），与前 7 天对比。"))]
@@ -99,7 +104,7 @@ def stats_card(d: StatsData) -> Card:
         body.append(markdown(T("Impressions per day: ", "每日曝光：") + T.same(
             ", ".join(f"{day} {fmt_num(v)}" for day, v in d.daily))))
     if d.expired:
-        names = ", ".join(d.expired)
+        names = _names(d.expired)
         body.append(markdown(T(f"⚠️ Expired accounts (reconnect them in GHL): {names}",
                                f"⚠️ 已过期的账户（请在 GHL 中重新连接）：{names}")))
     buttons = [button(T("All platforms", "全部平台"), StatsView(loc=d.location),
@@ -126,10 +131,10 @@ def no_stats_card(location: str, *, unsupported: list[str], expired: list[str],
                        f"位置 `{location}` 没有可提供统计的已连接账户"
                        + (f"（{platform_name(platform_filter)}）" if platform_filter else "") + "。") + why)]
     if unsupported:
-        body.append(markdown(T("Accounts without statistics: ", "无统计的账户：") + T.same(", ".join(unsupported))))
+        body.append(markdown(T("Accounts without statistics: ", "无统计的账户：") + T.same(_names(unsupported))))
     if expired:
         body.append(markdown(T("Expired (reconnect in GHL): ", "已过期（请在 GHL 中重新连接）：")
-                             + T.same(", ".join(expired))))
+                             + T.same(_names(expired))))
     if not (unsupported or expired):
         body.append(markdown(T("Connect a social account in GHL's Social Planner first.",
                                "请先在 GHL 社媒排期中连接社交账户。")))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from cards.i18n import T
-from cards.kit import Card, button, card, columns, form, hr, markdown, row, text_input
+from cards.kit import Card, button, card, clip, columns, esc, form, hr, markdown, row, text_input
 from cards.payloads import Payload, RunCommand, register
 
 PAGE_SIZE = 10
@@ -54,14 +54,10 @@ def _date(iso: str | None) -> str:
     return iso[:10] if iso else "—"
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("*", "\\*").replace("_", "\\_").replace("`", "'").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def tag_list_card(location: str, tags: list[TagRow], *, total: int, page: TagPage) -> Card:
     q = page.q
     if total == 0:
-        body = [markdown(T(f"No tag matches **{_md_escape(q)}**.", f"没有匹配 **{_md_escape(q)}** 的标签。") if q
+        body = [markdown(T(f"No tag matches **{esc(q)}**.", f"没有匹配 **{esc(q)}** 的标签。") if q
                          else T("This location has no Social Planner tags yet. Tags are created in GHL's "
                                 "Social Planner (GHL's API cannot create them).",
                                 "该位置还没有社媒排期标签。标签需在 GHL 社媒排期中创建（GHL 的 API 无法创建标签）。"))]
@@ -71,7 +67,7 @@ def tag_list_card(location: str, tags: list[TagRow], *, total: int, page: TagPag
                            f"第 **{first}–{last}** 个，共 **{total}** 个"))]
         for t in tags:
             body.append(columns(
-                [markdown(T.same(f"**{_md_escape(t.name)}**  ·  {_date(t.created)}"))],
+                [markdown(T.same(f"**{esc(clip(t.name, 120))}**  ·  {_date(t.created)}"))],
                 [button(T("Details", "详情"), TagOpen(loc=location, id=t.id), type="text")],
                 weights=[4, 1]))
     nav = []
@@ -95,10 +91,10 @@ def tag_list_card(location: str, tags: list[TagRow], *, total: int, page: TagPag
 
 
 def tag_detail_card(location: str, tag: TagRow, posts: list[PostRow], *, days: int, back: TagPage) -> Card:
-    body = [markdown(T(f"**{_md_escape(tag.name)}**\nCreated {_date(tag.created)} · id `{tag.id}`",
-                       f"**{_md_escape(tag.name)}**\n创建于 {_date(tag.created)} · id `{tag.id}`"))]
+    body = [markdown(T(f"**{esc(clip(tag.name, 200))}**\nCreated {_date(tag.created)} · id `{tag.id}`",
+                       f"**{esc(clip(tag.name, 200))}**\n创建于 {_date(tag.created)} · id `{tag.id}`"))]
     if posts:
-        lines = [f"- `{_date(p.when)}` {p.platform or ''} · {p.status} — {_md_escape(p.summary[:90]) or '(no text)'}"
+        lines = [f"- `{_date(p.when)}` {p.platform or ''} · {p.status} — {esc(p.summary[:90]) or '(no text)'}"
                  for p in posts[:10]]
         body.append(markdown(T(f"**{len(posts)}** posts with this tag in the last {days} days:\n" + "\n".join(lines),
                                f"最近 {days} 天内有 **{len(posts)}** 篇帖子使用此标签：\n" + "\n".join(lines))))

@@ -53,7 +53,7 @@ from cards.autotag import (
 from cards.ghl_errors import ghl_error_card
 from cards.help import not_allowed_card
 from cards.i18n import T
-from cards.kit import Card, toast
+from cards.kit import Card, clip, code, esc, toast
 
 router = Router("autotag")
 
@@ -167,8 +167,7 @@ async def _add_rule(ctx: Context, loc: str, args: str) -> Card:
             matches = resolve_tag(wanted, tagging.tags)
         if len(matches) == 1:
             await _save_rule(ctx, loc, keyword, matches[0])
-            return await _rules(ctx, loc, T(f"Saved: `{keyword}` → **{matches[0].name}**.",
-                                            f"已保存：`{keyword}` → **{matches[0].name}**。"))
+            return await _rules(ctx, loc, _saved(keyword, matches[0].name))
         if matches:  # several tags share that name
             return tag_picker_card(loc, keyword, wanted, _tag_choices(matches), close=True)
         close = close_matches(wanted, tagging.tags, limit=MAX_TAG_OPTIONS)
@@ -186,10 +185,11 @@ async def _remove_rule(ctx: Context, loc: str, keyword: str) -> Card:
     keyword = _clean(keyword)
     target = next((r for r in await store.rules(loc) if r.keyword == keyword or key(r.keyword) == key(keyword)), None)
     if target is None or not keyword:
-        return await _rules(ctx, loc, T(f"No rule for `{keyword}`.", f"没有关键词为 `{keyword}` 的规则。"))
+        return await _rules(ctx, loc, T(f"No rule for {code(keyword)}.", f"没有关键词为 {code(keyword)} 的规则。"))
     await store.remove_rule(loc, target.keyword)
     await ctx.audit(AUDIT, "rule.remove", location_id=loc, keyword=target.keyword, tag_id=target.tag_id)
-    return await _rules(ctx, loc, T(f"Removed the rule for `{target.keyword}`.", f"已删除 `{target.keyword}` 的规则。"))
+    return await _rules(ctx, loc, T(f"Removed the rule for {code(target.keyword)}.",
+                                    f"已删除 {code(target.keyword)} 的规则。"))
 
 
 async def _set_user(ctx: Context, loc: str, user_id: str) -> Card:
@@ -217,6 +217,11 @@ async def _refused(ctx: Context, what: str, loc: str | None = None) -> ActionRes
         return None
     await ctx.audit(AUDIT, what, "refused", location_id=loc)
     return ActionResult(toast=toast("warning", REFUSED))
+
+
+def _saved(keyword: str, tag_name: str) -> T:
+    rule = f"{code(keyword)} → **{esc(clip(tag_name, 100))}**"
+    return T(f"Saved: {rule}.", f"已保存：{rule}。")
 
 
 @router.command("autotag", T("Auto-tag posts: on/off, keyword rules, write-back to GHL",
@@ -252,7 +257,8 @@ async def autotag(ctx: Context, args: str) -> Card:
         return await _remove_rule(ctx, loc, rest)
     if sub == "user":
         return await _set_user(ctx, loc, rest)
-    return await _status(ctx, loc, T(f"I don't know `/autotag {sub}`.", f"我不认识 `/autotag {sub}`。"))
+    return await _status(ctx, loc, T(f"I don't know {code('/autotag ' + sub[:40])}.",
+                                     f"我不认识 {code('/autotag ' + sub[:40])}。"))
 
 
 # ----- card actions: settings and rules ------------------------------------------------------
@@ -308,7 +314,7 @@ async def pick_rule_tag(ctx: Context, p: AutotagRulePick) -> ActionResult:
     if tag is None:
         return ActionResult(toast=toast("warning", _PICK_A_TAG))
     await _save_rule(ctx, p.loc, p.kw, tag)
-    note = T(f"Saved: `{p.kw}` → **{tag.name}**.", f"已保存：`{p.kw}` → **{tag.name}**。")
+    note = _saved(p.kw, tag.name)
     return ActionResult(card=await _rules(ctx, p.loc, note), toast=toast("success", T("Rule saved", "规则已保存")))
 
 
@@ -326,7 +332,7 @@ async def add_rule_form(ctx: Context, p: AutotagRuleAdd) -> ActionResult:
     if tag is None:
         return ActionResult(toast=toast("warning", _PICK_A_TAG))
     await _save_rule(ctx, p.loc, keyword, tag)
-    note = T(f"Saved: `{keyword}` → **{tag.name}**.", f"已保存：`{keyword}` → **{tag.name}**。")
+    note = _saved(keyword, tag.name)
     return ActionResult(card=await _rules(ctx, p.loc, note), toast=toast("success", T("Rule saved", "规则已保存")))
 
 

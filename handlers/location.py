@@ -8,7 +8,7 @@ from bot.permissions import may_configure
 from bot.registry import ActionResult, Router
 from cards.help import not_allowed_card
 from cards.i18n import T
-from cards.kit import Card, toast
+from cards.kit import Card, code, toast
 from cards.location import LocationItem, LocationPick, location_card
 
 router = Router("location")
@@ -51,9 +51,9 @@ async def location(ctx: Context, args: str) -> Card:
         await ctx.audit("location", "bind", "refused")
         return not_allowed_card(CHOOSE, why)
     if await _bind(ctx, wanted):
-        return await _card(ctx, T(f"This chat now works on `{wanted}`.", f"本群现在使用位置 `{wanted}`。"))
-    return await _card(ctx, T(f"`{wanted}` is not connected to this chat. Pick one below or `/connect` it.",
-                              f"`{wanted}` 未连接到本群。请在下面选择，或用 `/connect` 连接。"))
+        return await _card(ctx, T(f"This chat now works on {code(wanted)}.", f"本群现在使用位置 {code(wanted)}。"))
+    return await _card(ctx, T(f"{code(wanted)} is not connected to this chat. Pick one below or `/connect` it.",
+                              f"{code(wanted)} 未连接到本群。请在下面选择，或用 `/connect` 连接。"))
 
 
 @router.action(LocationPick)

@@ -85,8 +85,8 @@ async def test_audit_older_button_is_answered_inline_with_a_replacement_card(bot
     [reply] = bot.lark.sent_messages()
     first = reply["content"]
     assert first["header"]["title"]["content"] == "Audit log"
-    assert "**command** a19 —" in texts(first) and "**command** a5 —" in texts(first)
-    assert "**command** a4 —" not in texts(first)
+    assert "**command** `a19` —" in texts(first) and "**command** `a5` —" in texts(first)
+    assert "**command** `a4` —" not in texts(first)
     [older] = [b for b in buttons(first) if b["text"]["content"] == "Older"]
     value = callback_value(older)
     assert value == {"k": "audit.page", "v": 1, "before": 6}
@@ -99,8 +99,8 @@ async def test_audit_older_button_is_answered_inline_with_a_replacement_card(bot
     page2 = answer["card"]["data"]
     assert_valid_card(page2)
     shown = texts(page2)
-    assert "**command** a4 —" in shown and "**command** a0 —" in shown
-    assert "**command** a5 —" not in shown
+    assert "**command** `a4` —" in shown and "**command** `a0` —" in shown
+    assert "**command** `a5` —" not in shown
     assert [b["text"]["content"] for b in buttons(page2)] == ["Newest"]  # no more "Older" on the last page
     assert callback_value(buttons(page2)[0]) == {"k": "audit.page", "v": 1}
     await bot.settle()

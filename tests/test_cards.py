@@ -52,6 +52,7 @@ from cards.help import (
     error_card,
     help_card,
     internal_error_card,
+    needs_a_chat_card,
     not_a_command_card,
     not_allowed_card,
     unknown_command_card,
@@ -98,6 +99,7 @@ BUILDERS: dict[str, list[Callable[[], Card]]] = {
         lambda: unknown_command_card("标签"),
     ],
     "cards.help.not_a_command_card": [not_a_command_card],
+    "cards.help.needs_a_chat_card": [lambda: needs_a_chat_card("/audit")],
     "cards.help.not_allowed_card": [
         lambda: not_allowed_card(T("change this", "修改此项")),
         lambda: not_allowed_card(T("change this", "修改此项"), T("Lark did not answer.", "Lark 没有响应。")),
@@ -414,3 +416,43 @@ def test_validator_accepts_a_full_form_card() -> None:
                confirm=(T("Sure?", "确定？"), T("Leaves Lark", "将离开飞书"))),
     ], subtitle=T("Auto-tagging", "自动打标签"))
     assert card_problems(c) == []
+
+
+HOSTILE = "x` <at id=all></at> [Reconnect](https://evil.example/login) **bold** <font color='red'>!</font>"
+
+
+def test_user_and_ghl_text_cannot_inject_markdown() -> None:
+    from cards.connect import connected_card
+    from cards.ghl_errors import ghl_error_card
+    from cards.location import LocationItem, location_card
+    from cards.stats import no_stats_card
+    from cards.tags import TagPage, TagRow, tag_list_card
+
+    cards = [
+        location_card([LocationItem("loc1", HOSTILE, "oauth", "active", False)], can_connect=False),
+        connected_card("loc1", HOSTILE, "ou_user"),
+        no_stats_card("loc1", unsupported=[HOSTILE], expired=[HOSTILE]),
+        ghl_error_card("bad_request", "loc1", HOSTILE, trace_id=None),
+        tag_list_card("loc1", [TagRow("t1", HOSTILE, None)], total=1, page=TagPage(loc="loc1")),
+    ]
+    for c in cards:
+        assert_valid_card(c)
+        shown = texts(c)
+        assert "<at id=all>" not in shown and "<font" not in shown
+        assert "[Reconnect](" not in shown and "**bold**" not in shown
+
+
+def test_names_are_clipped_so_long_tags_cannot_overflow_a_card() -> None:
+    from cards.tags import TagPage, TagRow, tag_list_card
+
+    rows = [TagRow(f"t{i}", "标" * 400, None) for i in range(10)]
+    assert_valid_card(tag_list_card("loc1", rows, total=10, page=TagPage(loc="loc1")))
+
+
+def test_a_chat_with_many_locations_still_gets_a_valid_card() -> None:
+    from cards.location import LocationItem, location_card
+
+    items = [LocationItem(f"loc{i:03d}", f"Location {i}", "oauth", "active", i == 77) for i in range(120)]
+    c = location_card(items, can_connect=True)
+    assert_valid_card(c)
+    assert "loc077" in texts(c) and "95 more" in texts(c)
