@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     tag_cache_ttl_seconds: int = Field(600, ge=0)
     log_level: str = "INFO"
 
+    @field_validator("lark_app_secret", "lark_verification_token")
+    @classmethod
+    def _not_empty(cls, v: SecretStr) -> SecretStr:
+        if not v.get_secret_value().strip():
+            raise ValueError("must not be empty (an empty token would accept any delivery)")
+        return v
+
     @field_validator("lark_domain", "ghl_api_base", "ghl_authorize_url", "public_base_url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:

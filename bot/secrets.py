@@ -44,4 +44,4 @@ class SecretBox:
         return base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")
 
     def verify(self, message: str, signature: str) -> bool:
-        return hmac.compare_digest(self.sign(message), signature)
+        return hmac.compare_digest(self.sign(message).encode(), signature.encode("utf-8", "replace"))

@@ -92,3 +92,10 @@ def not_allowed_card(what: T, reason: T | None = None) -> Card:
     if reason is not None:
         elements.append(markdown(reason))
     return card(T("Not allowed", "没有权限"), elements, template="orange")
+
+
+def needs_a_chat_card(command: str) -> Card:
+    return card(T("Run it in a chat", "请在聊天中运行"), [
+        markdown(T(f"`{command}` works on one chat: type it in the group or the direct chat it is for.",
+                   f"`{command}` 作用于某个聊天：请在对应的群或单聊中输入。")),
+    ], template="wathet")

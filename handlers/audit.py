@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.context import Context
 from bot.registry import ActionResult, Router
 from cards.audit import AuditLine, AuditPage, audit_card
+from cards.help import needs_a_chat_card
 from cards.i18n import T
 from cards.kit import Card
 
@@ -36,9 +37,13 @@ async def build(ctx: Context, page: AuditPage) -> Card:
                            "查看机器人在本群的操作记录（可按 kind:、location: 筛选）"),
                 usage="/audit [kind:…] [location:…]", order=90)
 async def audit(ctx: Context, args: str) -> Card:
+    if not ctx.chat_id:  # e.g. from the bot menu: no chat to scope the log to
+        return needs_a_chat_card("/audit")
     return await build(ctx, parse_filters(args))
 
 
 @router.action(AuditPage)
 async def audit_page(ctx: Context, page: AuditPage) -> ActionResult:
+    if not ctx.chat_id:
+        return ActionResult(card=needs_a_chat_card("/audit"))
     return ActionResult(card=await build(ctx, page))

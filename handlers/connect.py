@@ -6,6 +6,7 @@ from bot.context import Context
 from bot.ghl.oauth_routes import STATE_TTL, new_state
 from bot.registry import Router
 from cards.connect import connect_card, connect_unavailable_card
+from cards.help import needs_a_chat_card
 from cards.i18n import T
 from cards.kit import Card
 
@@ -15,6 +16,8 @@ router = Router("connect")
 @router.command("connect", T("Connect a GoHighLevel sub-account to this chat", "把 GoHighLevel 子账户连接到本群"),
                 order=10)
 async def connect(ctx: Context, args: str) -> Card:
+    if not ctx.chat_id:  # e.g. from the bot menu: there is no chat to connect
+        return needs_a_chat_card("/connect")
     hub = ctx.ghl
     base = ctx.services.settings.public_base_url
     if hub.oauth is None or base is None:

@@ -564,3 +564,12 @@ def test_every_autotag_card_builder_has_cases() -> None:
     public = {f"cards.autotag.{n}" for n in dir(mod) if n.endswith("_card") and not n.startswith("_")
               and getattr(getattr(mod, n), "__module__", "") == "cards.autotag"}
     assert public == set(CARD_CASES)
+
+
+def test_an_out_of_range_schedule_is_a_format_error() -> None:
+    from datetime import UTC, datetime
+
+    from bot.autotag.posting import ScheduleError, parse_schedule
+
+    with pytest.raises(ScheduleError):
+        parse_schedule("0001-01-01 00:30 +01:00", tz_name="UTC", now=datetime(2026, 12, 1, tzinfo=UTC))

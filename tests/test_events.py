@@ -104,3 +104,15 @@ async def test_bot_menu_with_a_slash_key_and_an_unknown_key(bot: BotHarness) -> 
     titles = sorted(m["content"]["header"]["title"]["content"] for m in msgs)
     assert titles == ["Help", "Unknown command"]
     assert {(m["receive_id"], m["receive_id_type"]) for m in msgs} == {("ou_operator", "open_id")}
+
+
+async def test_bot_menu_audit_and_connect_need_a_chat_and_leak_nothing(bot: BotHarness) -> None:
+    await bot.deliver(bot.events.message("/help", chat_id="oc_private_team"))  # some other chat's history
+    await bot.settle()
+    for key in ("audit", "connect"):
+        assert (await bot.deliver(bot.events.menu(key, "ou_operator")))[0] == 200
+    sent = [m for m in await settled(bot) if m["receive_id"] == "ou_operator"]
+    assert len(sent) == 2
+    for m in sent:
+        assert "Run it in a chat" in texts(m["content"])
+        assert "oc_private_team" not in str(m["content"])

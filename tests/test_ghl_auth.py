@@ -380,3 +380,21 @@ async def test_store_rotate_is_compare_and_swap(store: InstallationStore, db: Da
     row = await db.fetchone("SELECT access_token, refresh_token FROM installations")
     assert row is not None and row["access_token"] != "x" and row["refresh_token"] != "y"
     assert await store.delete(LOC) is True and await store.get(LOC) is None
+
+
+def test_a_forged_state_with_non_ascii_is_refused_not_an_error() -> None:
+    from bot.secrets import SecretBox
+
+    box = SecretBox("k" * 32)
+    assert box.verify("nonce", box.sign("nonce"))
+    assert not box.verify("nonce", "é" * 10)
+
+
+async def test_tokens_sealed_with_another_key_read_as_needing_a_reconnect(
+    ghl: FakeGhl, provider: OAuthTokenProvider, db: Database, clock: FakeClock
+) -> None:
+    await install(ghl, provider)
+    other = InstallationStore(db, SecretBox("a-different-key"), clock)  # BOT_SECRET_KEY was changed
+    inst = await other.get(LOC)
+    assert inst is not None and inst.status == NEEDS_RECONNECT and inst.access_token == ""
+    assert await other.list_active() == []  # the scheduler skips it instead of failing every location

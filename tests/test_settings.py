@@ -262,3 +262,10 @@ async def test_sigterm_drains_in_flight_work_and_exits_zero(tmp_path: Path) -> N
         assert reply["reply_to"] == env_msg["event"]["message"]["message_id"]
         for secret in SECRET_VALUES:
             assert secret not in err
+
+
+@pytest.mark.parametrize("name", ["lark_verification_token", "lark_app_secret"])
+def test_an_empty_token_or_secret_is_refused_at_start(name: str) -> None:
+    values = {"lark_app_id": "cli_x", "lark_app_secret": "s3cret", "lark_verification_token": "tok", name: "  "}
+    with pytest.raises(SettingsError, match=name.upper()):
+        load_settings(**values)

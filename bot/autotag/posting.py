@@ -84,7 +84,10 @@ def parse_schedule(raw: str, *, tz_name: str, now: datetime) -> datetime:
     when = _parse_naive_or_aware(text)
     if when.tzinfo is None:
         when = when.replace(tzinfo=zone)
-    when = when.astimezone(UTC)
+    try:
+        when = when.astimezone(UTC)
+    except OverflowError:  # e.g. year 1 with a positive offset
+        raise ScheduleError("format") from None
     if when < now + timedelta(seconds=MIN_LEAD_S):
         raise ScheduleError("past")
     if when > now + timedelta(days=MAX_SCHEDULE_DAYS):

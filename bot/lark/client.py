@@ -148,7 +148,8 @@ class LarkClient:
             try:
                 resp = await self._authed("GET", "/open-apis/bot/v3/info", None, None)
                 body = _json(resp)
-                self._bot_open_id = str(body.get("bot", {}).get("open_id") or "") or None
+                bot = body.get("bot")
+                self._bot_open_id = str(bot.get("open_id") or "") or None if isinstance(bot, dict) else None
             except (httpx.HTTPError, LarkApiError):
                 log.warning("could not read the bot's open_id")
         return self._bot_open_id

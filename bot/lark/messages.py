@@ -62,7 +62,7 @@ def raw_text(message: Message) -> str:
 def strip_mentions(text: str, mentions: list[Mention], bot_open_id: str | None) -> ParsedText:
     """Remove the bot's `@_user_N`; replace other placeholders by `@Name`."""
     mentioned = False
-    for m in mentions:
+    for m in sorted(mentions, key=lambda m: len(m.key), reverse=True):  # @_user_10 before @_user_1
         is_bot = bool(bot_open_id) and m.id.open_id == bot_open_id
         if not bot_open_id and m.key == "@_user_1" and text.lstrip().startswith(m.key):
             is_bot = True  # bot id unknown yet: a leading first mention addresses the bot
@@ -89,7 +89,7 @@ def parse_command(text: str) -> Command | None:
     head, _, rest = stripped[1:].partition(" ")
     first_line, _, more = head.partition("\n")
     name = first_line.strip().lower()
-    if not name or not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
+    if not name or not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name):
         return None
     args = (more + (" " + rest if rest else "")).strip() if more else rest.strip()
     return Command(name, args)

@@ -7,16 +7,18 @@ two refreshers can never overwrite each other's pair silently.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 
 from bot.clock import Clock
-from bot.secrets import SecretBox
+from bot.secrets import SecretBox, SecretError
 from bot.store.db import Database, Row
 
 __all__ = ["ACTIVE", "NEEDS_RECONNECT", "Installation", "InstallationStore"]
 
 ACTIVE = "active"
 NEEDS_RECONNECT = "needs_reconnect"
+log = logging.getLogger("bot.store.installations")
 
 _COLUMNS = "location_id, company_id, user_id, name, access_token, refresh_token, expires_at, scope, status, generation"
 
@@ -56,16 +58,24 @@ class InstallationStore:
         self._clock = clock
 
     def _decode(self, row: Row) -> Installation:
+        """A row whose tokens no longer decrypt (BOT_SECRET_KEY changed) reads as needing a reconnect,
+        so one such row cannot break every job and command that lists locations."""
+        status = row["status"]
+        try:
+            access, refresh = self._box.decrypt(row["access_token"]), self._box.decrypt(row["refresh_token"])
+        except SecretError:
+            log.warning("stored GHL tokens for location %s cannot be decrypted", row["location_id"])
+            access, refresh, status = "", "", NEEDS_RECONNECT
         return Installation(
             location_id=row["location_id"],
             company_id=row["company_id"],
             user_id=row["user_id"],
             name=row["name"],
-            access_token=self._box.decrypt(row["access_token"]),
-            refresh_token=self._box.decrypt(row["refresh_token"]),
+            access_token=access,
+            refresh_token=refresh,
             expires_at=float(row["expires_at"]),
             scope=row["scope"] or "",
-            status=row["status"],
+            status=status,
             generation=int(row["generation"]),
         )
 
@@ -154,7 +164,7 @@ class InstallationStore:
             f"SELECT {_COLUMNS} FROM installations WHERE status = ? ORDER BY location_id",
             (ACTIVE,),
         )
-        return [self._decode(row) for row in rows]
+        return [inst for inst in (self._decode(row) for row in rows) if inst.active]
 
     async def delete(self, location_id: str) -> bool:
         """Forget a location's tokens (an UNINSTALL webhook)."""
