@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestServer
 from bot.sandbox import demo_data, sandbox_wanted
 from bot.sandbox.app import build_sandbox_app
 from bot.sandbox.console import SANDBOX, Sandbox
+from bot.sandbox.mode import listen_address
 from bot.services import SERVICES, Services
 from bot.store.installations import InstallationStore
 from bot.store.snapshots import SnapshotStore
@@ -45,7 +46,10 @@ def free_port() -> int:
 def test_sandbox_is_chosen_without_lark_credentials_only(tmp_path: Path) -> None:
     missing = tmp_path / "no.env"
     assert sandbox_wanted({}, missing)
-    assert sandbox_wanted({"PORT": "9000", "GHL_PRIVATE_TOKEN": "x", "LARK_APP_ID": ""}, missing)
+    assert sandbox_wanted({"PORT": "9000", "LOG_LEVEL": "DEBUG", "LARK_APP_ID": ""}, missing)
+    # anything of a deployment (GHL credentials, secrets, a public URL, a database) rules the sandbox out
+    for name in ("GHL_PRIVATE_TOKEN", "GHL_CLIENT_SECRET", "BOT_SECRET_KEY", "PUBLIC_BASE_URL", "DATABASE_URL"):
+        assert not sandbox_wanted({name: "x"}, missing), name
     assert not sandbox_wanted({"LARK_APP_ID": "cli_real"}, missing)
     assert not sandbox_wanted({"lark_app_id": "cli_real"}, missing), "names are case-insensitive, as in Settings"
     # a half-configured real deployment gets the one-line configuration error, not a silent sandbox
@@ -312,3 +316,8 @@ async def test_bot_joining_a_chat_sends_the_welcome(console: Console) -> None:
         assert res == {"status": 200, "event_type": event_type}
         [welcome] = await console.wait(chat, lambda ms: [m for m in ms if m["kind"] == "bot"])
         assert welcome["sent_as"] == "send" and "/tags" in texts(welcome["content"])
+
+
+def test_the_sandbox_listens_on_loopback_even_when_the_platform_sets_host() -> None:
+    assert listen_address({"HOST": "0.0.0.0", "PORT": "9000"}) == ("127.0.0.1", "9000")
+    assert listen_address({"SANDBOX_HOST": "0.0.0.0"}) == ("0.0.0.0", "8080")

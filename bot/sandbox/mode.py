@@ -24,6 +24,9 @@ log = logging.getLogger("bot.sandbox")
 
 TRIGGER = "LARK_APP_ID"
 CREDENTIALS = (TRIGGER, "LARK_APP_SECRET", "LARK_VERIFICATION_TOKEN", "LARK_ENCRYPT_KEY")
+# Any of these means a deployment is being configured: never fall back to the sandbox then.
+DEPLOYMENT = ("GHL_PRIVATE_TOKEN", "GHL_LOCATION_ID", "GHL_CLIENT_ID", "GHL_CLIENT_SECRET", "BOT_SECRET_KEY",
+              "PUBLIC_BASE_URL", "DATABASE_URL", "AUDIT_EXPORT_TOKEN")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DATABASE = Path("data") / "sandbox.db"
@@ -45,11 +48,11 @@ def _env(env_file: Path) -> dict[str, str | None]:
 
 
 def sandbox_wanted(environ: Mapping[str, str | None] | None = None, env_file: Path = Path(".env")) -> bool:
-    """True when no Lark app is configured: neither the environment nor `.env` sets LARK_APP_ID, nor any
-    other Lark credential (with some of them set, a real deployment lacks one: that is a configuration
-    error naming it, never a silent sandbox)."""
+    """True when nothing of a deployment is configured: no Lark credential and no GHL, secret, public
+    URL or database setting, in the environment or `.env`. With some of them set, a real deployment
+    lacks one: that is a configuration error naming it, never a silent sandbox."""
     values = _env(env_file) if environ is None else environ
-    return all(_lookup(values, name) is None for name in CREDENTIALS)
+    return all(_lookup(values, name) is None for name in (*CREDENTIALS, *DEPLOYMENT))
 
 
 @dataclass(frozen=True)
@@ -67,9 +70,10 @@ class SandboxSecrets:
 
 
 def listen_address(environ: Mapping[str, str | None] | None = None) -> tuple[str, str]:
-    """HOST and PORT as configured, defaulting to 127.0.0.1:8080 (loopback) in the sandbox."""
+    """Loopback (127.0.0.1) and PORT (default 8080). The console has no login, so a platform's HOST=0.0.0.0
+    is ignored; only an explicit SANDBOX_HOST binds elsewhere."""
     values = _env(Path(".env")) if environ is None else environ
-    return _lookup(values, "HOST") or DEFAULT_HOST, _lookup(values, "PORT") or str(DEFAULT_PORT)
+    return _lookup(values, "SANDBOX_HOST") or DEFAULT_HOST, _lookup(values, "PORT") or str(DEFAULT_PORT)
 
 
 def url_host(host: str) -> str:
