@@ -10,9 +10,11 @@ from cards.payloads import RunCommand
 def connect_card(authorize_url: str, *, minutes: int) -> Card:
     return card(T("Connect GoHighLevel", "连接 GoHighLevel"), [
         markdown(T("Open the link, sign in to GoHighLevel and choose the sub-account (location) this chat should "
-                   f"use. The link works once, for {minutes} minutes, and only for you.",
+                   f"use. The link works once, for {minutes} minutes: whoever in this chat opens it first connects "
+                   "the sub-account they choose. For a private link, run `/connect` in a direct chat with me.",
                    "打开链接，登录 GoHighLevel 并选择本群要使用的子账户（位置）。"
-                   f"链接仅可使用一次，{minutes} 分钟内有效，且只对你有效。")),
+                   f"链接仅可使用一次，{minutes} 分钟内有效：本群中最先打开链接的人将连接其所选的子账户。"
+                   "如需私密链接，请在与我的单聊中运行 `/connect`。")),
         markdown(T("I ask for read access to Social Planner tags, statistics, accounts and posts, and write access "
                    "to posts (for auto-tagging).",
                    "我会申请社媒排期标签、统计、账户和帖子的读取权限，以及帖子的写入权限（用于自动打标签）。")),
@@ -37,9 +39,9 @@ def connect_unavailable_card(*, private_location: str | None) -> Card:
 def connected_card(location_id: str, name: str | None, user_id: str) -> Card:
     shown = esc(clip(name or location_id, 100))
     return card(T("GoHighLevel connected", "已连接 GoHighLevel"), [
-        markdown(T(f"<at id={user_id}></at> connected location **{shown}** ({code(location_id)}). "
-                   "Try `/tags` or `/stats`.",
-                   f"<at id={user_id}></at> 已连接位置 **{shown}**（{code(location_id)}）。"
+        markdown(T(f"Location **{shown}** ({code(location_id)}) is connected "
+                   f"(link requested by <at id={user_id}></at>). Try `/tags` or `/stats`.",
+                   f"已连接位置 **{shown}**（{code(location_id)}）（链接由 <at id={user_id}></at> 申请）。"
                    "试试 `/tags` 或 `/stats`。")),
         row(button(T("Tags", "标签"), RunCommand(command="tags"), type="primary"),
             button(T("Statistics", "统计"), RunCommand(command="stats"))),
