@@ -120,10 +120,17 @@ def sqlite_path(database_url: str) -> str:
 
 
 class Database:
-    """A single shared connection; `transaction()` serialises multi-statement writes."""
+    """One connection for writes (`transaction()` serialises multi-statement writes) and one for reads.
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    Reads have their own connection so that they see only committed data: on the shared connection a
+    read landing between the statements of another coroutine's transaction saw its half-done work
+    (a /tags page counted 0 tags while the cache was being replaced). In-memory databases cannot be
+    shared between connections, so they read on the writer.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, reader: aiosqlite.Connection | None = None) -> None:
         self._conn = conn
+        self._reader = reader or conn
         self._write_lock = asyncio.Lock()
 
     @classmethod
@@ -134,7 +141,13 @@ class Database:
         conn = await aiosqlite.connect(path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
         db = cls(conn)
-        await db._setup()
+        await db._setup()  # WAL and migrations first, so the reader opens the finished schema
+        if path != ":memory:":
+            reader = await aiosqlite.connect(path, isolation_level=None)
+            reader.row_factory = aiosqlite.Row
+            await reader.execute("PRAGMA busy_timeout=5000")
+            await reader.execute("PRAGMA query_only=ON")
+            db._reader = reader
         return db
 
     async def _setup(self) -> None:
@@ -156,6 +169,8 @@ class Database:
         return len(MIGRATIONS)
 
     async def close(self) -> None:
+        if self._reader is not self._conn:
+            await self._reader.close()
         await self._conn.close()
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
@@ -174,12 +189,11 @@ class Database:
             await tx.executemany(sql, rows)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        cur = await self._conn.execute(sql, params)
-        return await cur.fetchone()
+        rows = await self._reader.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        cur = await self._conn.execute(sql, params)
-        return list(await cur.fetchall())
+        return list(await self._reader.execute_fetchall(sql, params))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
