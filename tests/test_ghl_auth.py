@@ -382,7 +382,7 @@ async def test_store_rotate_is_compare_and_swap(store: InstallationStore, db: Da
     assert await store.delete(LOC) is True and await store.get(LOC) is None
 
 
-def test_a_forged_state_with_non_ascii_is_refused_not_an_error() -> None:
+async def test_a_forged_state_with_non_ascii_is_refused_not_an_error() -> None:
     from bot.secrets import SecretBox
 
     box = SecretBox("k" * 32)

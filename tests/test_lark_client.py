@@ -299,3 +299,13 @@ async def test_event_loop_is_never_blocked_during_concurrent_sends(fake: FakeLar
     assert len(fake.sent_messages()) == 50
     assert len(gaps) > 10
     assert max(gaps) < 0.1, f"event loop stalled for {max(gaps) * 1000:.0f} ms"
+
+
+async def test_a_stale_token_on_the_last_attempt_still_gets_its_one_fresh_token(fake: FakeLark,
+                                                                                 http: httpx.AsyncClient) -> None:
+    rig = make_client(fake, http, clock=FakeClock(), max_attempts=2)
+    fake.fail_next(SEND, status=500, code=11232, times=1)  # attempt 1: overloaded
+    fake.fail_next(SEND, status=400, code=99991663, times=1)  # attempt 2: the token expired meanwhile
+    message_id = await rig.client.send_card("oc_1", CARD)  # a fresh token, then success
+    assert message_id.startswith("om_")
+    assert [c.response["code"] for c in sends(fake)] == [11232, 99991663, 0]

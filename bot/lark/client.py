@@ -166,7 +166,9 @@ class LarkClient:
                     params: dict[str, str] | None = None, chat_key: str | None = None,
                     patch_key: str | None = None, limited: bool = True) -> dict[str, Any]:
         token_retried = False
-        for attempt in range(1, self._max_attempts + 1):
+        attempt = 0
+        while True:  # up to max_attempts tries, plus one for a token Lark no longer accepts
+            attempt += 1
             try:
                 if limited:
                     await self.tenant_token()  # first: a token fetch after admission would make the slots stale
@@ -174,7 +176,7 @@ class LarkClient:
                 resp = await self._authed(method, path, json_body, params)
             except httpx.TransportError:
                 self._count(op, "transport_error")
-                if attempt == self._max_attempts:
+                if attempt >= self._max_attempts:
                     raise
                 await self._clock.sleep(_backoff(attempt))
                 continue
@@ -190,9 +192,10 @@ class LarkClient:
                 self._count(op, "token_retry")
                 self.invalidate_token()
                 token_retried = True
+                attempt -= 1  # a fresh token is not a retry of the request
                 continue
             wait = self._retry_wait(resp, code, attempt)
-            if wait is None or attempt == self._max_attempts:
+            if wait is None or attempt >= self._max_attempts:
                 self._count(op, f"error_{code}")
                 log.warning("lark call failed", extra={"op": op, "code": code, "log_id": log_id})
                 raise err
@@ -200,7 +203,6 @@ class LarkClient:
             if code in CHAT_RATE_LIMITED and chat_key:
                 self.limits.chat.get(chat_key).pause(wait)
             await self._clock.sleep(wait)
-        raise AssertionError("unreachable")
 
     async def _admit(self, chat_key: str | None, patch_key: str | None) -> None:
         """Take a slot in every window that applies (app/s, app/min, chat, message) at one instant.
