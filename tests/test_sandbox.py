@@ -321,3 +321,11 @@ async def test_bot_joining_a_chat_sends_the_welcome(console: Console) -> None:
 def test_the_sandbox_listens_on_loopback_even_when_the_platform_sets_host() -> None:
     assert listen_address({"HOST": "0.0.0.0", "PORT": "9000"}) == ("127.0.0.1", "9000")
     assert listen_address({"SANDBOX_HOST": "0.0.0.0"}) == ("0.0.0.0", "8080")
+
+
+async def test_the_console_api_takes_only_json_so_other_sites_cannot_post_to_it(console: Console) -> None:
+    url = console.url(f"/sandbox/api/chats/{DM}/messages")
+    for kind in ("text/plain", "application/x-www-form-urlencoded"):  # what a cross-site form can send
+        async with console.http.post(url, data='{"text": "/tags"}', headers={"Content-Type": kind}) as r:
+            assert r.status == 415, kind
+    assert [m for m in await console.messages(DM) if m.get("text") == "/tags"] == []

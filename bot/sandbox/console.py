@@ -186,6 +186,10 @@ def _user(open_id: object) -> DemoUser:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
+    # Another site can make a browser POST a form or text/plain here, but not application/json without a
+    # CORS preflight, which this server never grants: the console's own page always sends JSON.
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(text="send application/json")
     try:
         body = await request.json()
     except ValueError:

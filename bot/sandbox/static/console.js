@@ -82,7 +82,7 @@ function nameFor(id, fallback) {
 function inlineMd(src) {
   const slots = [];
   const keep = (html) => { slots.push(html); return `\u0000${slots.length - 1}\u0000`; };
-  let s = src;
+  let s = src.replace(/\u0000/g, "");  // NUL marks our placeholders: card text may not forge one
   s = s.replace(/\\([\\`*_~[\]()#>+\-.!|])/g, (_, c) => keep(escapeHtml(c)));
   s = s.replace(/`([^`\n]+)`/g, (_, c) => keep(`<code>${escapeHtml(decodeEntities(c))}</code>`));
   s = s.replace(/<at\s+(?:id|user_id|open_id|email)\s*=\s*["']?([^"'\s>]+)["']?\s*>(.*?)<\/at>/gi,
@@ -102,7 +102,10 @@ function inlineMd(src) {
   s = s.replace(/\*\*(.+?)\*\*/g, "<b>$1</b>");
   s = s.replace(/(^|[^*])\*([^*\s][^*]*?)\*(?!\*)/g, "$1<i>$2</i>");
   s = s.replace(/~~(.+?)~~/g, "<s>$1</s>");
-  while (/\u0000\d+\u0000/.test(s)) s = s.replace(/\u0000(\d+)\u0000/g, (_, i) => slots[Number(i)]);
+  // slots may nest (a link label holding code), never deeper than there are slots
+  for (let depth = 0; depth <= slots.length && /\u0000\d+\u0000/.test(s); depth += 1) {
+    s = s.replace(/\u0000(\d+)\u0000/g, (_, i) => slots[Number(i)] ?? "");
+  }
   return s + "</span>".repeat(open);
 }
 
