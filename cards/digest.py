@@ -158,15 +158,15 @@ def digest_card(d: DigestData) -> Card:
                  for i, t in enumerate(d.tags, start=1)]
         body.append(markdown(join([T("**Top tags** (published posts, last 7 days)",
                                      "**热门标签**（最近 7 天已发布的帖子）"), *lines])))
-    if len(d.trend) >= 2:
-        body.append(chart({"type": "line", "xField": "day", "yField": "value",
-                           "data": [{"id": "impressions",
-                                     "values": [{"day": day, "value": v} for day, v in d.trend]}],
-                           "title": {"visible": True, "text": f"Impressions per day (last {len(d.trend)} days)"}},
-                          aspect_ratio="2:1"))
+    # The chart's own title could not be translated (a VChart spec has no i18n): the line above names it.
     if d.trend:
         body.append(markdown(T("Impressions per day: ", "每日曝光：")
                              + T.same(", ".join(f"{day} {fmt_num(v)}" for day, v in d.trend))))
+    if len(d.trend) >= 2:
+        body.append(chart({"type": "line", "xField": "day", "yField": "value",
+                           "data": [{"id": "impressions",
+                                     "values": [{"day": day, "value": v} for day, v in d.trend]}]},
+                          aspect_ratio="2:1"))
     body.append(markdown(T(f"<font color='grey'>Statistics read {d.taken_at}; GHL's window excludes today.</font>",
                            f"<font color='grey'>统计读取于 {d.taken_at}；GHL 的统计窗口不含今天。</font>")))
     body.append(_buttons(d.location))

@@ -97,12 +97,12 @@ def stats_card(d: StatsData) -> Card:
         body.append(hr())
         body.append(markdown(T("**By platform** (impressions / reach / posts · engagement · change)\n",
                                "**按平台**（曝光 / 触达 / 帖子 · 互动 · 变化）\n") + "\n".join(lines)))
-    if d.daily:
-        body.append(chart({"type": "line", "xField": "day", "yField": "value",
-                           "data": [{"id": "impressions", "values": [{"day": day, "value": v} for day, v in d.daily]}],
-                           "title": {"visible": True, "text": "Impressions per day"}}))
+    if d.daily:  # the chart's title would be English only (no i18n in a VChart spec): the line names it
         body.append(markdown(T("Impressions per day: ", "每日曝光：") + T.same(
             ", ".join(f"{day} {fmt_num(v)}" for day, v in d.daily))))
+        values = [{"day": day, "value": v} for day, v in d.daily]
+        body.append(chart({"type": "line", "xField": "day", "yField": "value",
+                           "data": [{"id": "impressions", "values": values}]}))
     if d.expired:
         names = _names(d.expired)
         body.append(markdown(T(f"⚠️ Expired accounts (reconnect them in GHL): {names}",
@@ -115,9 +115,9 @@ def stats_card(d: StatsData) -> Card:
     extra = [button(T(f"Location {loc}", f"位置 {loc}"), StatsView(loc=loc)) for loc in d.other_locations[:5]]
     extra.append(button(T("Tags", "标签"), RunCommand(command="tags", args="")))
     body.append(row(*extra))
-    sub = platform_name(d.platform_filter) if d.platform_filter else T("all platforms", "全部平台").en
+    sub = T.same(platform_name(d.platform_filter)) if d.platform_filter else T("all platforms", "全部平台")
     return card(T("Social statistics", "社媒统计"), body, template="blue",
-                subtitle=T(f"Location {d.location} · {sub}", f"位置 {d.location} · {sub}"))
+                subtitle=T(f"Location {d.location} · ", f"位置 {d.location} · ") + sub)
 
 
 def no_stats_card(location: str, *, unsupported: list[str], expired: list[str],
