@@ -282,3 +282,26 @@ async def test_prune_job_forgets_dedupe_keys_past_their_ttl_only(tmp_path: Path,
         assert run.outcome == "ok" and run.result == {"dedupe_keys": 1, "oauth_states": 0}
         rows = await svc.db.fetchall("SELECT key FROM processed_events")
         assert [r["key"] for r in rows] == ["e:recent"]
+
+
+async def test_a_stuck_job_does_not_hold_back_another_due_job(tmp_path: Path, clock: FakeClock) -> None:
+    async with BotHarness.start(tmp_path, clock=clock) as h:
+        sched = Scheduler(h.services, holder="me")
+        release, digest_ran = asyncio.Event(), asyncio.Event()
+
+        async def slow_poll(now: float, lease: Lease) -> str:
+            await release.wait()
+            return "polled"
+
+        async def digest(now: float, lease: Lease) -> str:
+            digest_ran.set()
+            return "sent"
+
+        sched.add(Job("autotag.poll", 600, slow_poll))
+        sched.add(Job("digest.send", 60, digest))
+        tick = asyncio.create_task(sched.tick())
+        await asyncio.wait_for(digest_ran.wait(), 5)  # while the poll is still stuck
+        assert not tick.done()
+        release.set()
+        runs = await tick
+        assert [(r.name, r.result) for r in runs] == [("autotag.poll", "polled"), ("digest.send", "sent")]
