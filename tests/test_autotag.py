@@ -573,3 +573,21 @@ def test_an_out_of_range_schedule_is_a_format_error() -> None:
 
     with pytest.raises(ScheduleError):
         parse_schedule("0001-01-01 00:30 +01:00", tz_name="UTC", now=datetime(2026, 12, 1, tzinfo=UTC))
+
+
+async def test_settings_changed_together_do_not_undo_each_other(tmp_path: Path) -> None:
+    import asyncio
+
+    from bot.store.autotag import AutotagStore
+    from bot.store.db import Database
+
+    db = await Database.open(f"sqlite:///{tmp_path / 's.db'}")
+    store = AutotagStore(db, lambda: 1.0)
+    await asyncio.gather(store.update("oc", enabled=True), store.update("oc", writeback=True),
+                         store.update("oc", ghl_user_id="u1"))
+    got = await store.get("oc")
+    assert (got.enabled, got.writeback, got.ghl_user_id) == (True, True, "u1")
+    got = await store.update("oc", ghl_user_id="")  # "" clears; other fields stay
+    assert (got.enabled, got.writeback, got.ghl_user_id) == (True, True, None)
+    assert (await store.update("oc", enabled=False)).writeback is True
+    await db.close()

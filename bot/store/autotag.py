@@ -76,16 +76,21 @@ class AutotagStore:
 
     async def update(self, chat_id: str, *, enabled: bool | None = None, writeback: bool | None = None,
                      ghl_user_id: str | None = None) -> ChatAutotag:
-        cur = await self.get(chat_id)
-        new = ChatAutotag(chat_id, cur.enabled if enabled is None else enabled,
-                          cur.writeback if writeback is None else writeback,
-                          cur.ghl_user_id if ghl_user_id is None else (ghl_user_id or None))
-        await self._db.execute(
-            "INSERT INTO autotag_settings (chat_id, enabled, writeback, ghl_user_id, updated_at) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT(chat_id) DO UPDATE SET enabled=excluded.enabled, writeback=excluded.writeback,"
-            " ghl_user_id=excluded.ghl_user_id, updated_at=excluded.updated_at",
-            (chat_id, int(new.enabled), int(new.writeback), new.ghl_user_id, self._now()))
-        return new
+        """Change only the fields given (`ghl_user_id=""` clears it), in one statement: two changes
+        arriving together (a command and a click) must not undo each other."""
+        def flag(v: bool | None) -> int | None:
+            return None if v is None else int(v)
+
+        [r] = await self._db.write_returning(
+            "INSERT INTO autotag_settings (chat_id, enabled, writeback, ghl_user_id, updated_at)"
+            " VALUES (?, COALESCE(?, 0), COALESCE(?, 0), ?, ?)"
+            " ON CONFLICT(chat_id) DO UPDATE SET"
+            " enabled=COALESCE(?, autotag_settings.enabled), writeback=COALESCE(?, autotag_settings.writeback),"
+            " ghl_user_id=CASE WHEN ? THEN excluded.ghl_user_id ELSE autotag_settings.ghl_user_id END,"
+            " updated_at=excluded.updated_at RETURNING enabled, writeback, ghl_user_id",
+            (chat_id, flag(enabled), flag(writeback), ghl_user_id or None, self._now(),
+             flag(enabled), flag(writeback), int(ghl_user_id is not None)))
+        return ChatAutotag(chat_id, bool(r["enabled"]), bool(r["writeback"]), r["ghl_user_id"])
 
     async def many(self, chat_ids: Sequence[str]) -> list[ChatAutotag]:
         return [await self.get(c) for c in chat_ids]
