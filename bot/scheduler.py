@@ -94,8 +94,6 @@ class Scheduler:
         now = self.clock.time() if now is None else now
         return list(await asyncio.gather(*(self._run(job, now) for job in list(self.jobs) if job.next_due <= now)))
 
-    run_once = tick
-
     async def run_job(self, name: str, now: float | None = None) -> JobRun:
         """Run one job now, due or not (still under its lease)."""
         return await self._run(self.job(name), self.clock.time() if now is None else now)

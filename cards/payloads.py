@@ -36,10 +36,6 @@ def register(cls: type[Payload]) -> type[Payload]:
     return cls
 
 
-def payload_type(kind: str) -> type[Payload] | None:
-    return _KINDS.get(kind)
-
-
 def parse_value(value: dict[str, Any]) -> Payload:
     kind, version = value.get("k"), value.get("v")
     cls = _KINDS.get(kind) if isinstance(kind, str) else None

@@ -8,7 +8,7 @@ two refreshers can never overwrite each other's pair silently.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from bot.clock import Clock
 from bot.secrets import SecretBox, SecretError
@@ -44,9 +44,6 @@ class Installation:
 
     def seconds_left(self, now: float) -> float:
         return self.expires_at - now
-
-    def with_tokens(self, access: str, refresh: str, expires_at: float) -> Installation:
-        return replace(self, access_token=access, refresh_token=refresh, expires_at=expires_at)
 
 
 class InstallationStore:
