@@ -216,28 +216,34 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def start_bot(tmp_path: Path, fake: FakeLark) -> tuple[asyncio.subprocess.Process, str, asyncio.Task[bytes]]:
+    """`python -m bot` on a free loopback port, its database in tmp_path; returns once /healthz is 200."""
+    port = free_port()
+    env = clean_env(**REQUIRED, LARK_ENCRYPT_KEY=ENCRYPT_KEY, LARK_DOMAIN=fake.base_url, HOST="127.0.0.1",
+                    PORT=str(port), DATABASE_URL=f"sqlite:///{tmp_path / 'data' / 'bot.db'}")
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", cwd=tmp_path, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stderr_task = asyncio.create_task(proc.stderr.read())  # type: ignore[union-attr]
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+        deadline = time.monotonic() + 15
+        while True:
+            assert proc.returncode is None, (await stderr_task).decode()
+            try:
+                async with http.get(f"{base}/healthz") as resp:
+                    if resp.status == 200:
+                        return proc, base, stderr_task
+            except aiohttp.ClientConnectionError:
+                pass
+            assert time.monotonic() < deadline, "the bot did not become healthy within 15 s"
+            await asyncio.sleep(0.1)
+
+
 async def test_sigterm_drains_in_flight_work_and_exits_zero(tmp_path: Path) -> None:
     async with FakeLark(APP_ID, APP_SECRET) as fake:
-        port = free_port()
-        env = clean_env(**REQUIRED, LARK_ENCRYPT_KEY=ENCRYPT_KEY, LARK_DOMAIN=fake.base_url, HOST="127.0.0.1",
-                        PORT=str(port), DATABASE_URL=f"sqlite:///{tmp_path / 'data' / 'bot.db'}")
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", cwd=tmp_path, env=env,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        stderr_task = asyncio.create_task(proc.stderr.read())  # type: ignore[union-attr]
-        base = f"http://127.0.0.1:{port}"
+        proc, base, stderr_task = await start_bot(tmp_path, fake)
         try:
             async with aiohttp.ClientSession() as http:
-                deadline = time.monotonic() + 15
-                while True:
-                    assert proc.returncode is None, (await stderr_task).decode()
-                    try:
-                        async with http.get(f"{base}/healthz") as resp:
-                            if resp.status == 200:
-                                break
-                    except aiohttp.ClientConnectionError:
-                        pass
-                    assert time.monotonic() < deadline, "the bot did not become healthy within 15 s"
-                    await asyncio.sleep(0.1)
                 # A command whose reply is still in flight when SIGTERM arrives.
                 fake.latency = 0.4
                 events = LarkEventFactory(APP_ID, VERIFICATION_TOKEN, ENCRYPT_KEY)
@@ -269,3 +275,30 @@ def test_an_empty_token_or_secret_is_refused_at_start(name: str) -> None:
     values = {"lark_app_id": "cli_x", "lark_app_secret": "s3cret", "lark_verification_token": "tok", name: "  "}
     with pytest.raises(SettingsError, match=name.upper()):
         load_settings(**values)
+
+
+async def test_dedupe_survives_kill_9_and_a_restart(tmp_path: Path) -> None:
+    events = LarkEventFactory(APP_ID, VERIFICATION_TOKEN, ENCRYPT_KEY)
+    env_msg = events.message("/help", chat_id="oc_p2p")
+    async with FakeLark(APP_ID, APP_SECRET) as fake, aiohttp.ClientSession() as http:
+        proc, base, _ = await start_bot(tmp_path, fake)
+        try:
+            body, headers = events.sign_and_encode(env_msg)
+            async with http.post(f"{base}/lark/events", data=body, headers=headers) as resp:
+                assert resp.status == 200
+            await fake.wait_for(lambda f: f.sent_messages(), timeout=10)
+        finally:
+            proc.kill()  # SIGKILL: no shutdown, no cleanup
+            await proc.wait()
+        proc, base, _ = await start_bot(tmp_path, fake)
+        try:
+            body, headers = events.sign_and_encode(env_msg)  # Lark's redelivery of the same event
+            async with http.post(f"{base}/lark/events", data=body, headers=headers) as resp:
+                assert resp.status == 200
+            async with http.get(f"{base}/metrics") as resp:
+                metrics = await resp.text()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 10)
+    assert 'lark_events_duplicate_total{type="im.message.receive_v1"} 1.0' in metrics
+    assert len(fake.sent_messages()) == 1
