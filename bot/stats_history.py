@@ -35,11 +35,17 @@ class Snapshot:
 
     def window_dates(self, length: int = 7) -> list[date]:
         """The dates of a `length`-long per-day series ending yesterday (relative to `day`)."""
-        return [self.day - timedelta(days=n) for n in range(length, 0, -1)]
+        return window_dates(self.day, length)
 
 
 def utc_day(ts: float) -> date:
     return datetime.fromtimestamp(ts, UTC).date()
+
+
+def window_dates(day: date, length: int = 7) -> list[date]:
+    """GHL's window as seen on `day` (a UTC date): the `length` days before it. GHL does not say which
+    time zone it uses; /stats and the digest both date it this way, so they always agree."""
+    return [day - timedelta(days=n) for n in range(length, 0, -1)]
 
 
 def _snapshot(row: SnapshotRow) -> Snapshot:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
-from zoneinfo import ZoneInfo
 
-from bot.clock import utcnow
 from bot.context import Context
 from bot.ghl.insights import StatsResult, fetch_stats
 from bot.ghl.models import Statistics
 from bot.registry import ActionResult, Router
+from bot.stats_history import utc_day, window_dates
 from cards.i18n import T
 from cards.kit import Card
 from cards.stats import Metric, PlatformLine, StatsData, StatsView, no_stats_card, stats_card
@@ -20,8 +18,7 @@ router = Router("stats")
 
 def window_label(ctx: Context) -> tuple[str, list[str]]:
     """GHL's window: the 7 days before today. Real dates, computed by us (GHL only gives weekdays)."""
-    today = utcnow(ctx.services.clock).astimezone(ZoneInfo(ctx.services.settings.default_timezone)).date()
-    days = [today - timedelta(days=n) for n in range(7, 0, -1)]
+    days = window_dates(utc_day(ctx.services.clock.time()))
     return f"{days[0].isoformat()} – {days[-1].isoformat()}", [d.strftime("%m-%d") for d in days]
 
 

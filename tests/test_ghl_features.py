@@ -374,3 +374,14 @@ async def test_only_group_owner_and_admins_change_location_and_autotag(tmp_path:
         assert "now works on" in texts(await command(h, "/location loc_b", sender_open_id="ou_admin", **group))
         refused = [r for r in await h.services.audit.recent(chat_id="oc_team", limit=200) if r.outcome == "refused"]
         assert len(refused) == 7
+
+
+async def test_stats_dates_ghls_window_like_the_digest_whatever_the_default_zone(tmp_path: Path,
+                                                                                 ghl: FakeGhl) -> None:
+    clock = FakeClock(start=datetime(2026, 3, 10, 1, 0, tzinfo=UTC).timestamp())  # 18:00 on the 9th in LA
+    ghl.add_account(LOC, platform="facebook")
+    ghl.set_statistics(LOC, build_statistics(posts=3, impressions=700, reach=500))
+    async with BotHarness.start(tmp_path, ghl=ghl, clock=clock, default_timezone="America/Los_Angeles",
+                                **pit_settings(ghl)) as h:
+        card = await command(h, "/stats")
+    assert "2026-03-03 – 2026-03-09" in texts(card)  # the snapshot of UTC day 03-10 covers 03-03 … 03-09
