@@ -62,6 +62,7 @@ except ImportError:  # pragma: no cover - depends on the install
     VALIDATES = False
 
 from bot.clock import Clock, SystemClock
+from tests.fakes.loopback import LoopbackServer
 
 __all__ = [
     "API_VERSION",
@@ -440,7 +441,7 @@ _SCOPES: dict[tuple[str, str], str] = {
 }
 
 
-class FakeGhl:
+class FakeGhl(LoopbackServer):
     """In-process fake of services.leadconnectorhq.com, served on 127.0.0.1:<free port>."""
 
     def __init__(
@@ -492,27 +493,8 @@ class FakeGhl:
         app.router.add_post(TOKEN_PATH, self._oauth_token)
         return app
 
-    async def start(self) -> str:
+    async def prepare(self) -> None:
         self._specs = await load_specs()
-        self._runner = web.AppRunner(self.make_app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{port}"
-        return self.base_url
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeGhl:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     @property
     def token_url(self) -> str:

@@ -20,9 +20,11 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer
 
 __all__ = ["Call", "FakeLark", "Fault", "LarkApiError"]
 
@@ -169,7 +171,7 @@ def _parse_content(msg_type: Any, content: Any) -> Any:
         raise LarkApiError(230001, "Your request contains an invalid request parameter.") from None
 
 
-class FakeLark:
+class FakeLark(LoopbackServer):
     """In-process fake of the Lark Open API, served on 127.0.0.1:<free port>."""
 
     def __init__(
@@ -219,28 +221,6 @@ class FakeLark:
         app.router.add_get(CHATS_PATH + "/{chat_id}", self._chat)
         app.router.add_get(BOT_INFO_PATH, self._bot_info)
         return app
-
-    async def start(self) -> str:
-        """Listen on 127.0.0.1 (free port); return and set ``base_url``."""
-        self._runner = web.AppRunner(self.make_app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{port}"
-        return self.base_url
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     # ----- test controls -----------------------------------------------------------
 
