@@ -7,18 +7,31 @@ from cards.kit import Card, button, card, clip, code, esc, markdown, row
 from cards.payloads import RunCommand
 
 
-def connect_card(authorize_url: str, *, minutes: int) -> Card:
+def connect_card(authorize_url: str, *, minutes: int, private: bool) -> Card:
+    """`private`: the card goes to one person (a direct chat); otherwise everyone in the chat sees it."""
+    who = (T("Keep it to yourself: whoever opens it connects the sub-account they choose.",
+             "请勿转发：打开链接的人将连接其所选的子账户。") if private else
+           T("Whoever in this chat opens it first connects the sub-account they choose.",
+             "本群中最先打开链接的人将连接其所选的子账户。"))
     return card(T("Connect GoHighLevel", "连接 GoHighLevel"), [
-        markdown(T("Open the link, sign in to GoHighLevel and choose the sub-account (location) this chat should "
-                   f"use. The link works once, for {minutes} minutes: whoever in this chat opens it first connects "
-                   "the sub-account they choose. For a private link, run `/connect` in a direct chat with me.",
-                   "打开链接，登录 GoHighLevel 并选择本群要使用的子账户（位置）。"
-                   f"链接仅可使用一次，{minutes} 分钟内有效：本群中最先打开链接的人将连接其所选的子账户。"
-                   "如需私密链接，请在与我的单聊中运行 `/connect`。")),
+        markdown(T("Open the link, sign in to GoHighLevel and choose the sub-account (location) the chat should "
+                   f"use. The link works once, for {minutes} minutes. ",
+                   "打开链接，登录 GoHighLevel 并选择该聊天要使用的子账户（位置）。"
+                   f"链接仅可使用一次，{minutes} 分钟内有效。")
+                 + who),
         markdown(T("I ask for read access to Social Planner tags, statistics, accounts and posts, and write access "
                    "to posts (for auto-tagging).",
                    "我会申请社媒排期标签、统计、账户和帖子的读取权限，以及帖子的写入权限（用于自动打标签）。")),
         row(button(T("Connect GHL", "连接 GHL"), url=authorize_url, type="primary")),
+    ], template="blue")
+
+
+def connect_link_sent_card(user_id: str, *, minutes: int) -> Card:
+    return card(T("Connect GoHighLevel", "连接 GoHighLevel"), [
+        markdown(T(f"<at id={user_id}></at>, I sent you the connect link in our direct chat (valid {minutes} "
+                   "minutes). The sub-account you choose there will be connected to this group.",
+                   f"<at id={user_id}></at>，我已在单聊中把连接链接发给你（{minutes} 分钟内有效）。"
+                   "你在那里选择的子账户将连接到本群。")),
     ], template="blue")
 
 

@@ -31,7 +31,13 @@ from cards.autotag import (
     suggestion_card,
     tag_picker_card,
 )
-from cards.connect import connect_card, connect_unavailable_card, connected_card, reconnect_card
+from cards.connect import (
+    connect_card,
+    connect_link_sent_card,
+    connect_unavailable_card,
+    connected_card,
+    reconnect_card,
+)
 from cards.digest import (
     DayChange,
     DigestData,
@@ -185,8 +191,10 @@ def _announced(n: int) -> list[AnnouncedPost]:
 
 
 BUILDERS.update({
-    "cards.connect.connect_card": [lambda: connect_card("https://marketplace.gohighlevel.com/oauth?state=x" + "y" * 300,
-                                                        minutes=10)],
+    "cards.connect.connect_card": [
+        lambda p=p: connect_card("https://marketplace.gohighlevel.com/oauth?state=x" + "y" * 300, minutes=10, private=p)
+        for p in (True, False)],
+    "cards.connect.connect_link_sent_card": [lambda: connect_link_sent_card("ou_user", minutes=10)],
     "cards.connect.connect_unavailable_card": [lambda: connect_unavailable_card(private_location=None),
                                                lambda: connect_unavailable_card(private_location=LOC)],
     "cards.connect.connected_card": [lambda: connected_card(LOC, None, "ou_user"),

@@ -385,3 +385,27 @@ async def test_stats_dates_ghls_window_like_the_digest_whatever_the_default_zone
                                 **pit_settings(ghl)) as h:
         card = await command(h, "/stats")
     assert "2026-03-03 – 2026-03-09" in texts(card)  # the snapshot of UTC day 03-10 covers 03-03 … 03-09
+
+
+async def test_connect_in_a_group_sends_the_link_privately_and_binds_the_group(tmp_path: Path, ghl: FakeGhl) -> None:
+    async with BotHarness.start(tmp_path, ghl=ghl, **oauth_settings()) as h:
+        env = h.events.message("/connect", chat_id="oc_grp", chat_type="group", mention_bot=True,
+                               sender_open_id="ou_alice")
+        assert (await h.deliver(env, timestamp=now(h)))[0] == 200
+        await h.settle()
+        [dm, reply] = h.lark.sent_messages()
+        notice = reply["content"]
+        assert reply["reply_to"] == env["event"]["message"]["message_id"]
+        assert "direct chat" in texts(notice) and not buttons(notice)  # no link in the group
+        assert (dm["receive_id_type"], dm["receive_id"]) == ("open_id", "ou_alice")
+        assert_valid_card(dm["content"])
+        [link] = [x["default_url"] for b in buttons(dm["content"]) for x in b["behaviors"] if x["type"] == "open_url"]
+        state = parse_qs(urlparse(link).query)["state"][0]
+        assert (await get(h, "/oauth/ghl/callback", code=ghl.issue_code("loc_g"), state=state))[0] == 200
+        await h.settle()
+        assert await h.services.chats.bound_location("oc_grp") == "loc_g"  # the group, not the DM
+        # when Lark cannot reach the user directly, the group gets the link and is told who may use it
+        h.lark.fail_next("/open-apis/im/v1/messages", status=400, code=230013, times=1)
+        fallback = await command(h, "/connect", chat_id="oc_grp", chat_type="group", mention_bot=True,
+                                 sender_open_id="ou_bob")
+        assert "first connects" in texts(fallback) and buttons(fallback)

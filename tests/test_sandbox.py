@@ -26,7 +26,7 @@ from bot.sandbox.mode import listen_address
 from bot.services import SERVICES, Services
 from bot.store.installations import InstallationStore
 from bot.store.snapshots import SnapshotStore
-from tests.cardcheck import assert_valid_card, texts
+from tests.cardcheck import assert_valid_card, elements, texts
 from tests.harness import BotHarness
 
 REPO = Path(__file__).resolve().parent.parent
@@ -168,20 +168,8 @@ async def console(tmp_path: Path) -> AsyncIterator[Console]:
 
 
 def card_button(card: dict[str, Any], label: str) -> dict[str, Any]:
-    found: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("tag") == "button" and node["text"]["content"] == label:
-                found.append(node)
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-    walk(card)
-    assert found, f"no button {label!r}"
-    return found[0]
+    [found] = [b for b in elements(card, "button") if b["text"]["content"] == label]
+    return found
 
 
 def callback(button: dict[str, Any]) -> dict[str, Any]:
@@ -263,7 +251,11 @@ async def test_scheduler_work_on_demand(console: Console) -> None:
 
 
 async def test_connect_runs_through_the_stand_in_marketplace_page(console: Console) -> None:
-    card = (await console.say(TEAM, "/connect", user=OWEN))["content"]
+    notice = (await console.say(TEAM, "/connect", user=OWEN))["content"]
+    assert "direct chat" in texts(notice) and not elements(notice, "button")  # the group never sees the link
+    [sent] = await console.wait(DM, lambda ms: [m for m in ms if m["kind"] == "bot" and m["sent_as"] == "send"
+                                                and "Connect GHL" in texts(m["content"])])
+    card = sent["content"]
     [url] = [b["default_url"] for b in card_button(card, "Connect GHL")["behaviors"] if b["type"] == "open_url"]
     assert url.startswith(console.box.settings.public_base_url or "?")
     async with console.http.get(url.replace(console.box.settings.public_base_url or "", console.url("")),

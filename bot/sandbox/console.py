@@ -123,8 +123,11 @@ class ChatLog:
             if n.chat_id == chat_id:
                 items.append({"id": n.note_id, "kind": "note", "at": n.at, "version": 0, "text": n.text})
         updates = self.updates(lark)
+        # The console has one direct chat for all demo users: it also shows what the bot sent to a user
+        # directly (receive_id_type=open_id, e.g. a group's /connect link), which Lark puts in their DM.
+        direct = {f"oc_p2p_{u.open_id}" for u in USERS} if chat_id == demo_data.DM.chat_id else set()
         for s in lark.sent_messages():
-            if s["chat_id"] != chat_id:
+            if s["chat_id"] != chat_id and s["chat_id"] not in direct:
                 continue
             changes = updates.get(s["message_id"], [])
             content = changes[-1].card if changes and s["msg_type"] == "interactive" else s["content"]
