@@ -225,20 +225,25 @@ async def _schedule(h: BotHarness, clock: FakeClock, hhmm: str = "09:00", zone: 
                   ZoneInfo(zone))
 
 
+async def crash_during_send(h: BotHarness, clock: FakeClock, step: str) -> None:
+    """Schedule the digest, then run the send job so that the process 'dies' at `step`."""
+    due = await _schedule(h, clock)
+
+    async def crash(at: str, chat: str, local_date: str) -> None:
+        if at == step:
+            raise Crash(at)
+
+    digest_service(h.services).step_hook = crash
+    clock.set(due)
+    with pytest.raises(Crash):
+        await scheduler_of(h.services).run_job("digest.send")
+
+
 @pytest.mark.parametrize("step", ["before_record", "recorded", "attempting", "sent"])
 async def test_restart_at_each_step_delivers_exactly_one(tmp_path: Path, clock: FakeClock, ghl: FakeGhl,
                                                          lark: FakeLark, step: str) -> None:
     async with digest_bot(tmp_path, clock, ghl=ghl, lark=lark) as h:
-        due = await _schedule(h, clock)
-
-        async def crash(at: str, chat: str, local_date: str) -> None:
-            if at == step:
-                raise Crash(at)
-
-        digest_service(h.services).step_hook = crash
-        clock.set(due)
-        with pytest.raises(Crash):
-            await scheduler_of(h.services).run_job("digest.send")
+        await crash_during_send(h, clock, step)
     assert len(digests(lark)) == (1 if step == "sent" else 0)
 
     clock.advance(130)  # the dead process's lease (120 s) has run out
@@ -265,16 +270,7 @@ async def test_restart_at_each_step_delivers_exactly_one(tmp_path: Path, clock: 
 async def test_pending_rows_found_late(tmp_path: Path, clock: FakeClock, ghl: FakeGhl, lark: FakeLark, step: str,
                                        later: int, status: str, posts: int) -> None:
     async with digest_bot(tmp_path, clock, ghl=ghl, lark=lark) as h:
-        due = await _schedule(h, clock)
-
-        async def crash(at: str, chat: str, local_date: str) -> None:
-            if at == step:
-                raise Crash(at)
-
-        digest_service(h.services).step_hook = crash
-        clock.set(due)
-        with pytest.raises(Crash):
-            await scheduler_of(h.services).run_job("digest.send")
+        await crash_during_send(h, clock, step)
     clock.advance(later)
     async with digest_bot(tmp_path, clock, ghl=ghl, lark=lark) as h:
         await scheduler_of(h.services).run_job("digest.send")
