@@ -304,18 +304,23 @@ async def _pick_tag(ctx: Context, loc: str, tag_id: str) -> TagInfo | None:
 _PICK_A_TAG = T("Pick an existing tag first.", "请先选择一个已有标签。")
 
 
+async def _save_picked(ctx: Context, loc: str, keyword: str, tag_id: str) -> ActionResult:
+    """Save `keyword -> the picked tag` and show the rules, or ask for a tag when none was picked."""
+    tag = await _pick_tag(ctx, loc, tag_id)
+    if tag is None:
+        return ActionResult(toast=toast("warning", _PICK_A_TAG))
+    await _save_rule(ctx, loc, keyword, tag)
+    return ActionResult(card=await _rules(ctx, loc, _saved(keyword, tag.name)),
+                        toast=toast("success", T("Rule saved", "规则已保存")))
+
+
 @router.action(AutotagRulePick)
 async def pick_rule_tag(ctx: Context, p: AutotagRulePick) -> ActionResult:
     await ctx.location(p.loc)
     if (refused := await _refused(ctx, "autotag add", p.loc)) is not None:
         return refused
     tag_id = _one(_form(ctx).get("tag")) or _one(ctx.action.option if ctx.action else None)
-    tag = await _pick_tag(ctx, p.loc, tag_id)
-    if tag is None:
-        return ActionResult(toast=toast("warning", _PICK_A_TAG))
-    await _save_rule(ctx, p.loc, p.kw, tag)
-    note = _saved(p.kw, tag.name)
-    return ActionResult(card=await _rules(ctx, p.loc, note), toast=toast("success", T("Rule saved", "规则已保存")))
+    return await _save_picked(ctx, p.loc, p.kw, tag_id)
 
 
 @router.action(AutotagRuleAdd)
@@ -328,12 +333,7 @@ async def add_rule_form(ctx: Context, p: AutotagRuleAdd) -> ActionResult:
     problem = _keyword_problem(keyword)
     if problem is not None:
         return ActionResult(toast=toast("warning", problem))
-    tag = await _pick_tag(ctx, p.loc, _one(form.get("tag")))
-    if tag is None:
-        return ActionResult(toast=toast("warning", _PICK_A_TAG))
-    await _save_rule(ctx, p.loc, keyword, tag)
-    note = _saved(keyword, tag.name)
-    return ActionResult(card=await _rules(ctx, p.loc, note), toast=toast("success", T("Rule saved", "规则已保存")))
+    return await _save_picked(ctx, p.loc, keyword, _one(form.get("tag")))
 
 
 @router.action(AutotagRuleRemove)
