@@ -70,7 +70,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, routers: list[
                             app_secret=settings.lark_app_secret.get_secret_value(), clock=clock,
                             metrics=metrics, limits=lark_limits),
             registry=Registry(routers if routers is not None else default_routers()),
-            audit=AuditLog(db, clock.time), dedupe=DedupeStore(db, settings.lark_app_id),
+            audit=AuditLog(db, clock.time), dedupe=DedupeStore(db.path, settings.lark_app_id),
             chats=ChatStore(db, clock.time),
         )
         svc.ghl = GhlHub(settings, http, db, clock, svc.chats, tasks)
@@ -100,6 +100,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, routers: list[
                     await h.__anext__()
             await tasks.drain()
             await http.aclose()
+            await svc.dedupe.close()
             await db.close()
             log.info("stopped")
 

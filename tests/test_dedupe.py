@@ -1,20 +1,34 @@
-"""Group-committed dedupe: correct answers for concurrent, duplicate and expired keys."""
+"""Group-committed dedupe: correct answers for concurrent, duplicate and expired keys, across processes."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from bot.store import dedupe as dedupe_mod
-from bot.store.db import Database
+from bot.store.db import MIGRATIONS, Database
 from bot.store.dedupe import DedupeStore
+from bot.store.dedupe_log import SCHEMA
 
 
-async def open_store(tmp_path: Path, app_id: str = "cli_a") -> tuple[Database, DedupeStore]:
+class Opened:
+    """A migrated database and a dedupe store on it; `close()` closes both."""
+
+    def __init__(self, db: Database, store: DedupeStore) -> None:
+        self.db, self.store = db, store
+
+    async def close(self) -> None:
+        await self.store.close()
+        await self.db.close()
+
+
+async def open_store(tmp_path: Path, app_id: str = "cli_a", **kw: float) -> tuple[Opened, DedupeStore]:
     db = await Database.open(f"sqlite:///{tmp_path / 'd.db'}")
-    return db, DedupeStore(db, app_id, ttl=100.0)
+    store = DedupeStore(db.path, app_id, ttl=100.0, **kw)
+    return Opened(db, store), store
 
 
 async def test_concurrent_deliveries_of_one_event_pass_once(tmp_path: Path) -> None:
@@ -51,8 +65,9 @@ async def test_keys_are_scoped_by_app_and_survive_a_restart(tmp_path: Path) -> N
     await db.close()
     db, store = await open_store(tmp_path)
     assert not await store.first_time(["e:1"], 1001.0)
-    other = DedupeStore(db, "cli_b", ttl=100.0)
+    other = DedupeStore(db.db.path, "cli_b", ttl=100.0)
     assert await other.first_time(["e:1"], 1001.0)
+    await other.close()
     await db.close()
 
 
@@ -61,20 +76,95 @@ async def test_more_keys_than_one_write_holds_are_split(tmp_path: Path, monkeypa
     monkeypatch.setattr(dedupe_mod, "MAX_ROWS_PER_WRITE", 10)
     answers = await asyncio.gather(*(store.first_time([f"e:{i}", f"m:{i % 30}"], 1000.0) for i in range(60)))
     assert answers == [True] * 30 + [False] * 30
-    row = await db.fetchone("SELECT COUNT(*) AS n FROM processed_events")
+    row = await db.db.fetchone("SELECT COUNT(*) AS n FROM dedupe_log")
     assert row is not None and row["n"] == 90
     await db.close()
 
 
-async def test_a_failed_write_fails_its_waiters_and_the_next_one_works(tmp_path: Path) -> None:
+async def test_a_failed_write_fails_its_waiters_records_nothing_and_the_next_one_works(tmp_path: Path) -> None:
+    db, store = await open_store(tmp_path, busy_timeout=0.05)
+    assert await store.first_time(["e:before"], 1000.0)
+    blocker = sqlite3.connect(tmp_path / "d.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock past our busy timeout
+    failed = await asyncio.gather(store.first_time(["e:x", "m:x"], 1001.0), store.first_time(["e:y"], 1001.0),
+                                  return_exceptions=True)
+    assert all(isinstance(r, sqlite3.OperationalError) and "locked" in str(r) for r in failed), failed
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    # Nothing of the failed write stuck, in the database or in memory: Lark's redelivery is processed.
+    assert await store.first_time(["e:x", "m:x"], 1002.0)
+    assert await store.first_time(["e:y"], 1002.0)
+    assert not await store.first_time(["e:before"], 1002.0)
+    await db.close()
+
+
+async def test_a_closed_store_refuses_work(tmp_path: Path) -> None:
     db, store = await open_store(tmp_path)
     await db.close()
-    try:
+    with pytest.raises(RuntimeError, match="closed"):
         await store.first_time(["e:x"], 1000.0)
-    except Exception as exc:
-        assert "closed" in str(exc).lower() or isinstance(exc, ValueError)
-    else:
-        raise AssertionError("a write on a closed database must fail")
-    db, store = await open_store(tmp_path)
-    assert await store.first_time(["e:x"], 1000.0)
+
+
+async def test_two_processes_on_one_database_never_both_take_a_key(tmp_path: Path) -> None:
+    """Each store has its own connection and memory, as two bot processes would."""
+    db, a = await open_store(tmp_path)
+    b = DedupeStore(db.db.path, "cli_a", ttl=100.0)
+    assert await a.first_time(["e:1"], 1000.0)
+    assert not await b.first_time(["e:1", "m:1"], 1000.5)  # recorded by the other process
+    assert not await a.first_time(["m:1"], 1001.0)  # and the key b recorded is known to a
+    # Racing: 40 deliveries of 20 events, spread over both processes: each event passes exactly once.
+    asks = [(a if i % 2 else b).first_time([f"e:r{i % 20}", f"m:r{i % 20}"], 1002.0) for i in range(40)]
+    answers = await asyncio.gather(*asks)
+    assert answers.count(True) == 20
+    passed = sorted(i % 20 for i, ok in enumerate(answers) if ok)
+    assert passed == list(range(20))
+    await b.close()
     await db.close()
+
+
+async def test_prune_forgets_expired_keys_only(tmp_path: Path) -> None:
+    db, store = await open_store(tmp_path)
+    for i in range(12):  # 12 keys, one a second
+        assert await store.first_time([f"e:{i}"], 1000.0 + i)
+    assert await store.prune(1105.5) == 6  # ttl 100: e:0 .. e:5 are older than 1005.5
+    rows = await db.db.fetchall("SELECT key FROM dedupe_log ORDER BY seq")
+    assert [r["key"] for r in rows] == [f"e:{i}" for i in range(6, 12)]
+    assert not await store.first_time(["e:6"], 1105.5)  # still within its TTL
+    assert await store.first_time(["e:0"], 1105.5)  # expired: new again
+    await db.close()
+
+
+async def test_prune_works_in_chunks_and_keeps_the_newest_row(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    db, store = await open_store(tmp_path)
+    monkeypatch.setattr(dedupe_mod, "PRUNE_CHUNK", 3)
+    await asyncio.gather(*(store.first_time([f"e:{i}"], 1000.0) for i in range(10)))
+    assert await store.prune(5000.0) == 9  # all expired; the newest row stays so seq never goes back
+    assert await store.first_time(["e:new"], 5000.0)
+    rows = await db.db.fetchall("SELECT seq, key FROM dedupe_log ORDER BY seq")
+    assert [r["key"] for r in rows] == ["e:9", "e:new"] and rows[1]["seq"] > rows[0]["seq"]
+    await db.close()
+
+
+async def test_keys_recorded_before_the_log_carry_over(tmp_path: Path) -> None:
+    """Migration 4 moves the keys of the old `processed_events` table into the log."""
+    path = tmp_path / "d.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(f"BEGIN; {MIGRATIONS[0]} PRAGMA user_version=3; COMMIT;")
+        conn.execute("INSERT INTO processed_events VALUES ('cli_a', 'e:old', 1000.0), ('cli_a', 'm:old', 1000.0)")
+    db, store = await open_store(tmp_path)
+    assert db.db.schema_version == len(MIGRATIONS)
+    assert not await store.first_time(["e:new", "m:old"], 1001.0)
+    assert await store.first_time(["e:other"], 1001.0)
+    await db.close()
+
+
+def test_the_private_schema_matches_the_migration(tmp_path: Path) -> None:
+    """An in-memory database gets the table from `SCHEMA`; a file database from migration 4."""
+    def columns(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
+        return conn.execute("PRAGMA table_info(dedupe_log)").fetchall()
+
+    with sqlite3.connect(":memory:") as mem, sqlite3.connect(tmp_path / "m.db") as migrated:
+        mem.executescript(SCHEMA)
+        migrated.executescript("".join(MIGRATIONS))
+        assert columns(mem) == columns(migrated) != []

@@ -45,7 +45,7 @@ def signed(body: bytes, *, ts: int | None = None, key: str = ENCRYPT_KEY) -> dic
 
 
 async def processed_keys(h: BotHarness) -> int:
-    row = await h.services.db.fetchone("SELECT COUNT(*) AS n FROM processed_events")
+    row = await h.services.db.fetchone("SELECT COUNT(*) AS n FROM dedupe_log")
     assert row is not None
     return int(row["n"])
 

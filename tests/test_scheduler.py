@@ -280,7 +280,7 @@ async def test_prune_job_forgets_dedupe_keys_past_their_ttl_only(tmp_path: Path,
         clock.advance(7200)  # e:old is now past the TTL, e:recent is not
         run = await scheduler_of(svc).run_job("store.prune")
         assert run.outcome == "ok" and run.result == {"dedupe_keys": 1, "oauth_states": 0}
-        rows = await svc.db.fetchall("SELECT key FROM processed_events")
+        rows = await svc.db.fetchall("SELECT key FROM dedupe_log")
         assert [r["key"] for r in rows] == ["e:recent"]
 
 

@@ -108,6 +108,15 @@ MIGRATIONS: list[str] = [
     DROP INDEX IF EXISTS tag_cache_name;
     CREATE INDEX tag_cache_page ON tag_cache (location_id, name COLLATE NOCASE, tag_id, created_at);
     """,
+    # 4: delivery dedupe as an append-only log (bot/store/dedupe_log.py): a new key is one append
+    #    instead of a random insert into two indexes; the keys already recorded carry over.
+    """
+    CREATE TABLE dedupe_log (
+        seq INTEGER PRIMARY KEY, app_id TEXT NOT NULL, key TEXT NOT NULL, created_at REAL NOT NULL);
+    INSERT INTO dedupe_log (app_id, key, created_at)
+        SELECT app_id, key, created_at FROM processed_events ORDER BY created_at;
+    DROP TABLE processed_events;
+    """,
 ]
 
 
@@ -128,7 +137,9 @@ class Database:
     shared between connections, so they read on the writer.
     """
 
-    def __init__(self, conn: aiosqlite.Connection, reader: aiosqlite.Connection | None = None) -> None:
+    def __init__(self, conn: aiosqlite.Connection, reader: aiosqlite.Connection | None = None,
+                 path: str = ":memory:") -> None:
+        self.path = path  # for stores that keep a connection of their own (bot/store/dedupe.py)
         self._conn = conn
         self._reader = reader or conn
         self._write_lock = asyncio.Lock()
@@ -140,7 +151,7 @@ class Database:
             await asyncio.to_thread(Path(path).parent.mkdir, parents=True, exist_ok=True)
         conn = await aiosqlite.connect(path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
-        db = cls(conn)
+        db = cls(conn, path=path)
         await db._setup()  # WAL and migrations first, so the reader opens the finished schema
         if path != ":memory:":
             reader = await aiosqlite.connect(path, isolation_level=None)

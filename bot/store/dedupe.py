@@ -1,78 +1,102 @@
 """Durable dedupe of Lark deliveries: a key is recorded once, before the 200 goes out.
 
-Recording is a group commit: deliveries that arrive while a write is in flight queue up, and the
-next write records all of their keys in one statement (one transaction, one hop to the database
-thread). Under load that is what keeps intake fast; alone, a delivery waits for one write, as before.
+The log and its in-memory index (`bot.store.dedupe_log`) live in a thread of their own, so the
+event loop never waits on SQLite. Recording is a group commit: deliveries that arrive while a write
+is in flight queue up, and the next write records all of their keys in one transaction and one hop
+to that thread. Under load that is what keeps intake fast; alone, a delivery waits for one write.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import functools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
-from bot.store.db import Database
+from bot.store.dedupe_log import Ask, DedupeLog
 
 DEFAULT_TTL = 24 * 3600.0  # Lark retries for ~7.1 h; keep keys well past that
-MAX_ROWS_PER_WRITE = 2000  # 3 bound values a row, well under SQLite's variable limit
-
-
-@dataclass
-class _Ask:
-    keys: list[str]
-    now: float
-    answer: asyncio.Future[bool] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+MAX_ROWS_PER_WRITE = 2000  # bounds one transaction, so a burst cannot hold the write lock for long
+PRUNE_CHUNK = 5000  # rows deleted per transaction; intake writes run in between
+T = TypeVar("T")
 
 
 class DedupeStore:
-    def __init__(self, db: Database, app_id: str, ttl: float = DEFAULT_TTL) -> None:
-        self._db, self._app_id, self.ttl = db, app_id, ttl
-        self._queue: list[_Ask] = []
+    def __init__(self, path: str, app_id: str, ttl: float = DEFAULT_TTL, *, busy_timeout: float = 5.0) -> None:
+        self._path, self._app_id, self.ttl, self._busy_timeout = path, app_id, ttl, busy_timeout
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dedupe")
+        self._log: DedupeLog | None = None  # opened, used and closed in that thread only
+        self._queue: list[tuple[list[str], float, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- in the dedupe thread --------------------------------------------------------------------
+
+    def _open_log(self) -> DedupeLog:
+        if self._log is None:
+            self._log = DedupeLog(self._path, self._app_id, self.ttl, busy_timeout=self._busy_timeout)
+        return self._log
+
+    def _record(self, asks: Sequence[Ask]) -> list[bool]:
+        return self._open_log().record(asks)
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    async def _in_thread(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, functools.partial(fn, *args))
+
+    # -- on the event loop ---------------------------------------------------------------------------
 
     async def first_time(self, keys: list[str], now: float) -> bool:
         """Record every key; True only if none of them was seen (within the TTL) before."""
-        ask = _Ask(list(dict.fromkeys(keys)), now)
-        self._queue.append(ask)
+        if self._closed:
+            raise RuntimeError("the dedupe store is closed")
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bool] = loop.create_future()  # one per delivery: a cancelled wait cancels only it
+        self._queue.append((list(dict.fromkeys(keys)), now, answer))
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._drain(), name="dedupe writer")
-        return await asyncio.shield(ask.answer)
+            self._writer = loop.create_task(self._drain(), name="dedupe writer")
+        return await answer
 
     async def _drain(self) -> None:
         while self._queue:
-            batch: list[_Ask] = []
-            rows = 0
-            while self._queue and rows + len(self._queue[0].keys) <= MAX_ROWS_PER_WRITE:
-                batch.append(self._queue.pop(0))
-                rows += len(batch[-1].keys)
-            if not batch:  # one ask larger than a whole write: take it alone
-                batch.append(self._queue.pop(0))
+            take, rows = 0, 0
+            while take < len(self._queue) and (take == 0 or rows + len(self._queue[take][0]) <= MAX_ROWS_PER_WRITE):
+                rows += len(self._queue[take][0])
+                take += 1
+            batch, self._queue = self._queue[:take], self._queue[take:]
             try:
-                fresh = await self._record(batch)
-            except Exception as exc:  # every waiter of this write learns it failed
-                for ask in batch:
-                    if not ask.answer.done():
-                        ask.answer.set_exception(exc)
-                continue
-            claimed: set[str] = set()
-            for ask in batch:  # within one write, the first delivery to name a key wins
-                new = all(k in fresh and k not in claimed for k in ask.keys)
-                claimed.update(ask.keys)
-                if not ask.answer.done():
-                    ask.answer.set_result(new)
-
-    async def _record(self, batch: list[_Ask]) -> set[str]:
-        """Insert every key; return those that were new or had expired (and are now renewed)."""
-        values, params = [], []
-        for ask in batch:
-            for key in ask.keys:
-                values.append("(?, ?, ?)")
-                params += [self._app_id, key, ask.now]
-        cutoff = min(a.now for a in batch) - self.ttl
-        rows = await self._db.write_returning(
-            "INSERT INTO processed_events (app_id, key, created_at) VALUES " + ", ".join(values)
-            + " ON CONFLICT (app_id, key) DO UPDATE SET created_at = excluded.created_at"
-            " WHERE processed_events.created_at < ? RETURNING key", (*params, cutoff))
-        return {str(r[0]) for r in rows}
+                answers = await self._in_thread(self._record, [(keys, now) for keys, now, _ in batch])
+                for (*_, waiter), new in zip(batch, answers, strict=True):
+                    if not waiter.done():
+                        waiter.set_result(new)
+            except BaseException as exc:  # every waiter of this write learns it failed; nothing was recorded
+                for *_, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_exception(exc if isinstance(exc, Exception) else RuntimeError("dedupe cancelled"))
+                if not isinstance(exc, Exception):
+                    raise
 
     async def prune(self, now: float) -> int:
-        return await self._db.execute("DELETE FROM processed_events WHERE created_at < ?", (now - self.ttl,))
+        """Forget keys past the TTL, in short transactions; returns the rows deleted."""
+        log = await self._in_thread(self._open_log)
+        end = await self._in_thread(log.prune_end, now)
+        deleted = 0
+        while (n := await self._in_thread(log.delete_before, end, PRUNE_CHUNK)) > 0:
+            deleted += n
+            if n < PRUNE_CHUNK:
+                break
+        await self._in_thread(log.forget_expired, now)
+        return deleted
+
+    async def close(self) -> None:
+        """Finish the writes in flight, then close the log and let its thread end."""
+        self._closed = True
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+        await self._in_thread(self._close_log)
+        self._thread.shutdown(wait=False)
