@@ -120,7 +120,7 @@ async def app_server(tmp: str) -> AsyncIterator[dict[str, Any]]:
     fake_calls = len(fake.calls)
     await fake.close()
     with sqlite3.connect(db_path) as conn:
-        keys = conn.execute("SELECT count(*) FROM processed_events").fetchone()[0]
+        keys = conn.execute("SELECT count(*) FROM dedupe_log").fetchone()[0]
     yield {"dedupe_keys": int(keys), "fake_lark_calls": fake_calls}
 
 
@@ -399,8 +399,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=300.0, help="open-loop events/s (default 300)")
     p.add_argument("--seconds", type=float, default=10.0, help="open-loop seconds per server (default 10)")
     p.add_argument("--chunks", type=int, default=2, help="open-loop chunks per server (default 2)")
-    p.add_argument("--pool", type=int, default=45_000,
-                   help="distinct pre-built deliveries for the closed loop (default 45000; the app must not run "
+    p.add_argument("--pool", type=int, default=80_000,
+                   help="distinct pre-built deliveries for the closed loop (default 80000; the app must not run "
                         "out during --rounds x (--warmup + --window) s)")
     p.add_argument("--no-pin", action="store_true", help="do not pin the generator and servers to separate CPUs")
     return p.parse_args(argv)
