@@ -11,6 +11,7 @@ import json
 import logging
 import random
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from bot.context import Context
 from bot.lark.crypto import lark_encrypt, lark_signature
 from bot.registry import Router
 from bot.server import default_routers
+from bot.store.dedupe import DedupeStore
 from cards.i18n import T
 from cards.kit import Card
 from tests.cardcheck import assert_fake_cards_valid, iter_elements, texts
@@ -497,6 +499,32 @@ async def test_dedupe_survives_a_restart(tmp_path: Path) -> None:
         assert len(fake.sent_messages()) == 2
         assert fake.dedup_hits == 0
         assert_fake_cards_valid(fake)
+
+
+async def test_a_delivery_that_cannot_be_recorded_is_503_and_its_redelivery_is_answered(tmp_path: Path) -> None:
+    """No 200 before the delivery is recorded: if the database cannot take it, Lark must retry."""
+    async with BotHarness.start(tmp_path) as h:
+        svc = h.services
+        original, svc.dedupe = svc.dedupe, DedupeStore(svc.db.path, APP_ID, busy_timeout=0.05)
+        try:
+            env = h.events.message("/help", chat_id="oc_p2p")
+            blocker = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock past the busy timeout
+            try:
+                status, body = await h.deliver(env)
+            finally:
+                blocker.execute("ROLLBACK")
+                blocker.close()
+            assert status == 503 and "retried" in body["error"]
+            assert await settled(h) == []  # nothing ran
+            assert counter(await metrics(h), "lark_events_rejected",
+                           reason="cannot record the delivery now; it will be retried") == 1
+            assert await h.deliver(env) == (200, {})  # Lark's retry
+            [msg] = await settled(h)
+            help_reply_ok(msg, env["event"]["message"]["message_id"])
+        finally:
+            await svc.dedupe.close()
+            svc.dedupe = original
 
 
 # -- checklist 9: a failing handler -------------------------------------------------------------------------

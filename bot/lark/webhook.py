@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from typing import Any
 
+import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -32,6 +32,12 @@ CARD_ACTION = "card.action.trigger"
 MESSAGE = "im.message.receive_v1"
 ACTION_BUDGET = 2.5  # seconds; Lark gives a callback 3 s
 ACTION_BUDGET_KEY = web.AppKey("action_budget", float)
+_EMPTY_OBJECT = b"{}"
+
+
+def _acknowledge() -> web.Response:
+    """`{}`: received, nothing to say (most deliveries get it, so its body is built once)."""
+    return web.Response(body=_EMPTY_OBJECT, content_type="application/json", charset="utf-8")
 
 
 def _reject(svc: Services, status: int, reason: str) -> web.Response:
@@ -82,8 +88,8 @@ async def lark_events(request: web.Request) -> web.StreamResponse:
         signed = True
 
     try:
-        outer = json.loads(raw)
-    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError; deep nesting
+        outer = orjson.loads(raw)
+    except ValueError:  # orjson.JSONDecodeError: not JSON, not UTF-8, nested too deep
         return _reject(svc, 400, "body is not JSON")
     if not isinstance(outer, dict):
         return _reject(svc, 400, "body is not a JSON object")
@@ -93,8 +99,8 @@ async def lark_events(request: web.Request) -> web.StreamResponse:
         if not key:
             return _reject(svc, 400, "encrypted delivery but LARK_ENCRYPT_KEY is not set")
         try:
-            body = json.loads(lark_decrypt(str(outer["encrypt"]), key))
-        except (DecryptError, ValueError, RecursionError):
+            body = orjson.loads(lark_decrypt(str(outer["encrypt"]), key))
+        except (DecryptError, ValueError):
             return _reject(svc, 400, "cannot decrypt")
         if not isinstance(body, dict):
             return _reject(svc, 400, "decrypted body is not a JSON object")
@@ -111,7 +117,7 @@ async def lark_events(request: web.Request) -> web.StreamResponse:
         if not _token_ok(svc, body.get("token")):
             return _reject(svc, 401, "wrong verification token")
         svc.metrics.events_received.labels("legacy").inc()
-        return web.json_response({})
+        return _acknowledge()
     try:
         env = Envelope.model_validate(body)
     except ValidationError:
@@ -122,7 +128,7 @@ async def lark_events(request: web.Request) -> web.StreamResponse:
     etype = env.header.event_type
     if etype not in (MESSAGE, CARD_ACTION) and etype not in svc.registry.events:
         svc.metrics.events_received.labels("ignored").inc()
-        return web.json_response({})
+        return _acknowledge()
 
     keys = [f"e:{env.header.event_id}"]
     if etype == MESSAGE:
@@ -130,9 +136,14 @@ async def lark_events(request: web.Request) -> web.StreamResponse:
         message_id = message.get("message_id") if isinstance(message, dict) else None
         if isinstance(message_id, str) and message_id:
             keys.append(f"m:{message_id}")
-    if not await svc.dedupe.first_time(keys, svc.clock.time()):
+    try:
+        first = await svc.dedupe.first_time(keys, svc.clock.time())
+    except Exception as exc:  # not recorded, so not acknowledged: Lark delivers it again later
+        log.error("cannot record a delivery", extra={"error": type(exc).__name__, "detail": str(exc)[:200]})
+        return _reject(svc, 503, "cannot record the delivery now; it will be retried")
+    if not first:
         svc.metrics.events_duplicate.labels(etype).inc()
-        return web.json_response({})
+        return _acknowledge()
     svc.metrics.events_received.labels(etype).inc()
 
     if etype == CARD_ACTION:
@@ -141,7 +152,7 @@ async def lark_events(request: web.Request) -> web.StreamResponse:
         svc.tasks.spawn(on_message(svc, env.event), name=f"message {env.header.event_id}")
     else:
         svc.tasks.spawn(on_event(svc, etype, env.event), name=f"{etype} {env.header.event_id}")
-    return web.json_response({})
+    return _acknowledge()
 
 
 async def _card_action(request: web.Request, svc: Services, event: dict[str, Any]) -> web.StreamResponse:
