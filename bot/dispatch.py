@@ -10,11 +10,12 @@ import hashlib
 import logging
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from bot.context import Context
 from bot.ghl.notices import answering_chat
-from bot.lark.messages import parse_command, raw_text, strip_mentions
+from bot.lark.messages import Command, ParsedText, parse_command, raw_text, strip_mentions
 from bot.lark.models import CardAction, MessageReceived
 from bot.registry import ActionResult
 from bot.services import Services
@@ -63,22 +64,46 @@ async def run_command(ctx: Context, name: str, args: str) -> Card:
     return card
 
 
-async def on_message(svc: Services, event: dict[str, Any]) -> None:
-    msg = MessageReceived.model_validate(event)
+@dataclass(frozen=True)
+class Incoming:
+    """A received message that is for the bot, parsed once."""
+
+    msg: MessageReceived
+    text: ParsedText
+    command: Command | None
+
+
+def triage(msg: MessageReceived, bot_open_id: str | None) -> Incoming | None:
+    """Is this message for the bot? No I/O, so intake can decide before it answers Lark.
+
+    Not for the bot: its own echoes and other bots, and group chatter that neither @mentions it nor
+    starts with `/`."""
     if msg.sender.sender_type != "user":
-        return  # our own echoes and other bots
+        return None
     m = msg.message
-    bot_id = await svc.lark.bot_open_id() if m.mentions else None
-    parsed = strip_mentions(raw_text(m), m.mentions, bot_id)
-    is_group = m.chat_type != "p2p"
+    parsed = strip_mentions(raw_text(m), m.mentions, bot_open_id)
     command = parse_command(parsed.text)
-    if is_group and not parsed.mentioned_bot and command is None:
-        return  # group chatter not addressed to us
+    if m.chat_type != "p2p" and not parsed.mentioned_bot and command is None:
+        return None
+    return Incoming(msg, parsed, command)
+
+
+async def on_message(svc: Services, msg: MessageReceived) -> None:
+    """Triage once the bot's own open_id is known (needed to tell its @mentions), then answer."""
+    bot_id = await svc.lark.bot_open_id() if msg.message.mentions else None
+    incoming = triage(msg, bot_id)
+    if incoming is not None:
+        await answer_message(svc, incoming)
+
+
+async def answer_message(svc: Services, incoming: Incoming) -> None:
+    m, parsed = incoming.msg.message, incoming.text
+    is_group = m.chat_type != "p2p"
     await svc.chats.seen(m.chat_id, m.chat_type)
-    ctx = Context(svc, chat_id=m.chat_id, user_id=msg.sender.sender_id.open_id, chat_type=m.chat_type,
+    ctx = Context(svc, chat_id=m.chat_id, user_id=incoming.msg.sender.sender_id.open_id, chat_type=m.chat_type,
                   message_id=m.message_id, message_type=m.message_type)
-    if command is not None:
-        card: Card | None = await run_command(ctx, command.name, command.args)
+    if incoming.command is not None:
+        card: Card | None = await run_command(ctx, incoming.command.name, incoming.command.args)
     else:
         card = await _listen(ctx, parsed.text) if parsed.text else None
         if card is None and (not is_group or parsed.mentioned_bot) and len(parsed.text) < 200:

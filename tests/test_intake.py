@@ -587,13 +587,57 @@ async def test_bot_messages_are_ignored(bot: BotHarness) -> None:
     assert await bot.services.db.fetchall("SELECT * FROM chats") == []
 
 
-async def test_group_chatter_without_mention_or_slash_is_ignored(bot: BotHarness) -> None:
+def spawned_names(h: BotHarness, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the name of every background task the bot starts from now on."""
+    names: list[str] = []
+    spawn = h.services.tasks.spawn
+
+    def recording(coro: Any, **kw: Any) -> Any:
+        names.append(kw["name"])
+        return spawn(coro, **kw)
+
+    monkeypatch.setattr(h.services.tasks, "spawn", recording)
+    return names
+
+
+async def test_group_chatter_without_mention_or_slash_is_ignored(bot: BotHarness,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    started = spawned_names(bot, monkeypatch)
     for text in ("hello everyone", "help", "see /help later"):
         env = bot.events.message(text, chat_id="oc_group", chat_type="group")
         assert await bot.deliver(env) == (200, {})
     assert await settled(bot) == []
     assert await audit_rows(bot) == []
     assert await bot.services.db.fetchall("SELECT * FROM chats") == []
+    assert started == []  # decided in the request: no background work at all
+    assert await processed_keys(bot) == 6  # and still recorded, so a redelivery stays ignored cheaply
+
+
+async def test_a_mention_of_someone_else_is_chatter_once_the_bot_knows_its_id(
+        bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = bot.events.message("/help", chat_id="oc_group", chat_type="group", mention_bot=True)
+    assert await bot.deliver(first) == (200, {})  # the bot's id is read in the background, then answered
+    assert len(await settled(bot)) == 1
+    started = spawned_names(bot, monkeypatch)
+    other = bot.events.message("lunch?", chat_id="oc_group", chat_type="group", mention_bot=True)
+    other["event"]["message"]["mentions"][0]["id"]["open_id"] = "ou_colleague"
+    assert await bot.deliver(other) == (200, {})
+    again = bot.events.message("/help", chat_id="oc_group", chat_type="group", mention_bot=True)
+    assert await bot.deliver(again) == (200, {})
+    msgs = await settled(bot)
+    assert [m["reply_to"] for m in msgs[1:]] == [again["event"]["message"]["message_id"]]
+    assert started == [f"message {again['header']['event_id']}"]
+
+
+async def test_a_message_event_without_message_fields_is_200_and_logged(
+        bot: BotHarness, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="bot")
+    env = bot.events.message("/help", chat_id="oc_p2p")
+    del env["event"]["message"]["chat_id"]
+    assert await bot.deliver(env) == (200, {})  # a redelivery would not be any better
+    assert await settled(bot) == []
+    assert [r.__dict__.get("event_id") for r in caplog.records
+            if r.getMessage() == "message event without the fields of a message"] == [env["header"]["event_id"]]
 
 
 async def test_group_message_mentioning_the_bot_runs_the_command(bot: BotHarness) -> None:

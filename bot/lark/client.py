@@ -142,6 +142,11 @@ class LarkClient:
     async def chat_info(self, chat_id: str) -> dict[str, Any]:
         return await self._call("GET", f"/open-apis/im/v1/chats/{chat_id}", op="chat_info", limited=False)
 
+    @property
+    def known_bot_open_id(self) -> str | None:
+        """The bot's open_id if already read (no request); see `bot_open_id`."""
+        return self._bot_open_id
+
     async def bot_open_id(self) -> str | None:
         """The bot's own open_id (to recognise its @mentions); None if Lark cannot tell."""
         if self._bot_open_id is None:

@@ -18,9 +18,9 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.dispatch import on_card_action, on_event, on_message
+from bot.dispatch import answer_message, on_card_action, on_event, on_message, triage
 from bot.lark.crypto import DecryptError, lark_decrypt, signature_ok
-from bot.lark.models import CardAction, Envelope
+from bot.lark.models import CardAction, Envelope, MessageReceived
 from bot.registry import ActionResult
 from bot.services import SERVICES, Services
 from cards.help import FAILED, WORKING
@@ -149,10 +149,25 @@ async def lark_events(request: web.Request) -> web.StreamResponse:
     if etype == CARD_ACTION:
         return await _card_action(request, svc, env.event)
     if etype == MESSAGE:
-        svc.tasks.spawn(on_message(svc, env.event), name=f"message {env.header.event_id}")
+        _message(svc, env)
     else:
         svc.tasks.spawn(on_event(svc, etype, env.event), name=f"{etype} {env.header.event_id}")
     return _acknowledge()
+
+
+def _message(svc: Services, env: Envelope) -> None:
+    """Start the work for a message that is for the bot; chatter that is not ends here, without a task."""
+    try:
+        msg = MessageReceived.model_validate(env.event)
+    except ValidationError:
+        log.warning("message event without the fields of a message", extra={"event_id": env.header.event_id})
+        return
+    name = f"message {env.header.event_id}"
+    bot_id = svc.lark.known_bot_open_id
+    if msg.message.mentions and bot_id is None:  # telling its @mentions needs the bot's id: read it first
+        svc.tasks.spawn(on_message(svc, msg), name=name)
+    elif (incoming := triage(msg, bot_id)) is not None:
+        svc.tasks.spawn(answer_message(svc, incoming), name=name)
 
 
 async def _card_action(request: web.Request, svc: Services, event: dict[str, Any]) -> web.StreamResponse:
