@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from bot.lark.models import Mention, Message
 
@@ -47,8 +48,8 @@ def _plain_from_post(content: dict[str, Any]) -> str:
 def raw_text(message: Message) -> str:
     """The message as plain text with `@_user_N` placeholders still in it; '' if not text-like."""
     try:
-        content = json.loads(message.content or "{}")
-    except json.JSONDecodeError:
+        content = orjson.loads(message.content or "{}")
+    except orjson.JSONDecodeError:
         return ""
     if not isinstance(content, dict):
         return ""
