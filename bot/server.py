@@ -73,6 +73,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, routers: list[
             audit=AuditLog(db, clock.time), dedupe=DedupeStore(db.path, settings.lark_app_id),
             chats=ChatStore(db, clock.time),
         )
+        await svc.dedupe.open()
         svc.ghl = GhlHub(settings, http, db, clock, svc.chats, tasks)
         if svc.ghl.oauth is not None:
             svc.ghl.oauth.on_needs_reconnect = functools.partial(announce_needs_reconnect, svc)

@@ -11,7 +11,7 @@ import pytest
 from bot.store import dedupe as dedupe_mod
 from bot.store.db import MIGRATIONS, Database
 from bot.store.dedupe import DedupeStore
-from bot.store.dedupe_log import SCHEMA
+from bot.store.dedupe_log import SCHEMA, DedupeLog
 
 
 class Opened:
@@ -168,3 +168,48 @@ def test_the_private_schema_matches_the_migration(tmp_path: Path) -> None:
         mem.executescript(SCHEMA)
         migrated.executescript("".join(MIGRATIONS))
         assert columns(mem) == columns(migrated) != []
+
+
+async def test_an_in_memory_database_gets_a_private_log() -> None:
+    """`sqlite:///:memory:` cannot be shared between connections: the log keeps its own (not durable)."""
+    store = DedupeStore(":memory:", "cli_a", ttl=100.0)
+    assert await store.first_time(["e:1", "m:1"], 1000.0)
+    assert not await store.first_time(["e:2", "m:1"], 1001.0)
+    await store.close()
+
+
+class CommitFailsOnce:
+    """A connection whose next COMMIT fails (as on a full disk), to test what a failed write leaves."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn, self.armed = conn, True
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if sql == "COMMIT" and self.armed:
+            self.armed = False
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.conn.execute(sql, *args)  # type: ignore[arg-type]
+
+    def executemany(self, sql: str, rows: object) -> sqlite3.Cursor:
+        return self.conn.executemany(sql, rows)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+async def test_a_failed_commit_neither_marks_keys_nor_skips_what_others_append(tmp_path: Path) -> None:
+    db, _ = await open_store(tmp_path)
+    path = db.db.path
+    a, b = DedupeLog(path, "cli_a", 100.0), DedupeLog(path, "cli_a", 100.0)  # two processes
+    a._conn = CommitFailsOnce(a._conn)  # type: ignore[assignment]
+    with pytest.raises(sqlite3.OperationalError):
+        a.record([(["e:1", "e:2", "e:3"], 1000.0)])
+    assert b.record([(["e:x"], 1000.0)]) == [True]  # b's row reuses the seq a's rolled-back row had
+    assert a.record([(["e:x"], 1001.0), (["e:1"], 1001.0)]) == [False, True]
+    a.close()
+    b.close()
+    await db.close()

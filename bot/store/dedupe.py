@@ -51,6 +51,10 @@ class DedupeStore:
 
     # -- on the event loop ---------------------------------------------------------------------------
 
+    async def open(self) -> None:
+        """Load the index of recent keys now (at start-up) rather than on the first delivery."""
+        await self._in_thread(self._open_log)
+
     async def first_time(self, keys: list[str], now: float) -> bool:
         """Record every key; True only if none of them was seen (within the TTL) before."""
         if self._closed:

@@ -30,8 +30,7 @@ Ask = tuple[Sequence[str], float]  # the keys of one delivery, and when it arriv
 class DedupeLog:
     def __init__(self, path: str, app_id: str, ttl: float, *, busy_timeout: float = 5.0) -> None:
         self.app_id, self.ttl = app_id, ttl
-        self._conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout,
-                                     check_same_thread=False)  # opened by the loop, then used by one thread
+        self._conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")  # a commit survives kill -9 (not a power cut)
         if path == ":memory:":  # a private database (file databases get the table by migration)
@@ -58,7 +57,8 @@ class DedupeLog:
         try:
             self._catch_up()
             answers: list[bool] = []
-            taken: dict[str, float] = {}  # applied to _seen only once the commit went through
+            taken: dict[str, float] = {}  # applied to _seen (and the cursor moved) only once committed
+            last = self._cursor
             for keys, now in asks:
                 cutoff = now - self.ttl
                 fresh = [k for k in keys if taken.get(k, self._seen.get(k, NEVER)) < cutoff]
@@ -68,12 +68,13 @@ class DedupeLog:
             if taken:
                 conn.executemany("INSERT INTO dedupe_log (app_id, key, created_at) VALUES (?, ?, ?)",
                                  [(self.app_id, k, at) for k, at in taken.items()])
-                self._cursor = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+                last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._cursor = last
         for k, at in taken.items():
             self._seen.pop(k, None)
             self._seen[k] = at
@@ -88,7 +89,7 @@ class DedupeLog:
         first_fresh = self._conn.execute("SELECT seq FROM dedupe_log WHERE created_at >= ? ORDER BY seq LIMIT 1",
                                          (now - self.ttl,)).fetchone()
         last = self._conn.execute("SELECT max(seq) FROM dedupe_log").fetchone()[0] or 0
-        return min(first_fresh[0], last) if first_fresh else last
+        return int(first_fresh[0]) if first_fresh else int(last)
 
     def delete_before(self, end: int, limit: int) -> int:
         """Delete up to `limit` of the oldest rows with seq < end (short transactions); returns how many."""
@@ -107,9 +108,6 @@ class DedupeLog:
         for k in expired:
             del self._seen[k]
         return len(expired)
-
-    def __len__(self) -> int:
-        return len(self._seen)
 
     def close(self) -> None:
         self._conn.close()
