@@ -13,7 +13,7 @@ Both get the same pre-built bodies from the same generator. The deliveries are
 `im.message.receive_v1` text messages in a group chat that are neither a command nor mention the
 bot: the app does all of its intake (size cap, JSON, signature, timestamp window, AES decrypt,
 envelope validation, verification token, durable dedupe of event_id + message_id in SQLite, the
-background task) and that task parses the message and drops it, so there is no outbound work to
+message parsed and triaged) and drops the message as chatter, so there is no outbound work to
 measure by accident. After the run the app child reports the dedupe keys SQLite holds (2 per
 delivery: none was short-circuited as a duplicate) and the calls that reached the fake Lark (0).
 Every delivery has its own event_id and message_id; bodies are encrypted and signed before timing.
