@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -212,4 +213,26 @@ async def test_a_failed_commit_neither_marks_keys_nor_skips_what_others_append(t
     assert a.record([(["e:x"], 1001.0), (["e:1"], 1001.0)]) == [False, True]
     a.close()
     b.close()
+    await db.close()
+
+
+async def test_a_lone_delivery_is_written_at_once_and_one_under_load_waits_for_company(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db, store = await open_store(tmp_path)
+    monkeypatch.setattr(dedupe_mod, "COMMIT_DELAY", 0.3)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await store.first_time(["e:alone"], 1000.0)
+    assert loop.time() - started < 0.25  # no delay: nothing else was waiting
+    # Under load: hold the dedupe thread so that a shared write is still in flight when more arrive.
+    gate = threading.Event()
+    store._thread.submit(gate.wait)
+    shared = [asyncio.create_task(store.first_time([f"e:s{i}"], 1000.0)) for i in range(2)]
+    await asyncio.sleep(0.05)  # the shared write is queued behind the gate
+    late = asyncio.create_task(store.first_time(["e:late"], 1000.0))
+    await asyncio.sleep(0)
+    started = loop.time()
+    gate.set()
+    assert await asyncio.gather(*shared) == [True, True]
+    assert await late and loop.time() - started >= 0.3  # waited COMMIT_DELAY for company
     await db.close()
