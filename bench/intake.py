@@ -1,6 +1,6 @@
 """Intake benchmark: signed + encrypted Lark deliveries through `POST /lark/events` of the real app.
 
-    python -m bench.intake [--clients 32] [--rounds 3] [--rate 300] [--seconds 10]
+    python -m bench.intake [--clients 32] [--rounds 7] [--rate 300] [--seconds 10]
 
 Loopback only, about 45 s. Two servers run side by side, each in its own child process pinned to
 the same CPU (the load generator, one aiohttp ClientSession, is pinned to the other CPU):
@@ -393,14 +393,14 @@ def report(args: argparse.Namespace, bare: Server, app: Server, app_stats: dict[
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.intake", description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--clients", type=int, default=32, help="closed-loop concurrent clients (default 32)")
-    p.add_argument("--rounds", type=int, default=3, help="closed-loop windows per server (default 3)")
-    p.add_argument("--warmup", type=float, default=0.5, help="seconds before each window is counted (default 0.5)")
-    p.add_argument("--window", type=float, default=2.5, help="seconds counted per closed-loop window (default 2.5)")
+    p.add_argument("--rounds", type=int, default=7, help="closed-loop windows per server (default 7)")
+    p.add_argument("--warmup", type=float, default=0.3, help="seconds before each window is counted (default 0.3)")
+    p.add_argument("--window", type=float, default=1.5, help="seconds counted per closed-loop window (default 1.5)")
     p.add_argument("--rate", type=float, default=300.0, help="open-loop events/s (default 300)")
     p.add_argument("--seconds", type=float, default=10.0, help="open-loop seconds per server (default 10)")
     p.add_argument("--chunks", type=int, default=2, help="open-loop chunks per server (default 2)")
-    p.add_argument("--pool", type=int, default=80_000,
-                   help="distinct pre-built deliveries for the closed loop (default 80000; the app must not run "
+    p.add_argument("--pool", type=int, default=130_000,
+                   help="distinct pre-built deliveries for the closed loop (default 130000; the app must not run "
                         "out during --rounds x (--warmup + --window) s)")
     p.add_argument("--no-pin", action="store_true", help="do not pin the generator and servers to separate CPUs")
     return p.parse_args(argv)
