@@ -1,7 +1,8 @@
 """The pipeline from a verified Lark delivery to a handler and back out as a card.
 
-Messages and events run as tracked background tasks (the HTTP 200 has already gone out).
-Card clicks run inside the callback's time budget; `intake` decides what to answer.
+Intake `triage`s a message before it answers Lark (no I/O); messages for the bot and events then
+run as tracked background tasks (the HTTP 200 has already gone out). Card clicks run inside the
+callback's time budget; `intake` decides what to answer.
 """
 
 from __future__ import annotations

@@ -629,6 +629,22 @@ async def test_a_mention_of_someone_else_is_chatter_once_the_bot_knows_its_id(
     assert started == [f"message {again['header']['event_id']}"]
 
 
+async def test_a_triage_bug_is_logged_not_a_500(bot: BotHarness, monkeypatch: pytest.MonkeyPatch,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    from bot.lark import webhook
+
+    def broken(*_: Any) -> None:
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr(webhook, "triage", broken)
+    caplog.set_level(logging.ERROR, logger="bot")
+    env = bot.events.message("/help", chat_id="oc_p2p")
+    assert await bot.deliver(env) == (200, {})  # recorded already: a 5xx would only bring a duplicate
+    assert await settled(bot) == []
+    [record] = [r for r in caplog.records if r.getMessage() == "message triage failed"]
+    assert record.__dict__["event_id"] == env["header"]["event_id"] and record.exc_info is not None
+
+
 async def test_a_message_event_without_message_fields_is_200_and_logged(
         bot: BotHarness, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="bot")

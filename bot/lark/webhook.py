@@ -2,7 +2,8 @@
 
 Order (shared/reference/lark.md §2.2): size cap → JSON → signature + timestamp window (when an
 encrypt key is set) → decrypt → `url_verification` → verification token → dedupe, recorded
-durably → answer. Messages and events answer 200 at once and run in the background; card
+durably (503 if it cannot be) → answer. Messages are triaged first (no I/O): one for the bot
+gets a background task, chatter ends there. Events answer 200 at once and run in the background; card
 clicks answer with the handler's result if it is ready within the budget, else with a toast,
 and the card is updated afterwards with the callback's delayed-update token.
 """
@@ -166,7 +167,13 @@ def _message(svc: Services, env: Envelope) -> None:
     bot_id = svc.lark.known_bot_open_id
     if msg.message.mentions and bot_id is None:  # telling its @mentions needs the bot's id: read it first
         svc.tasks.spawn(on_message(svc, msg), name=name)
-    elif (incoming := triage(msg, bot_id)) is not None:
+        return
+    try:
+        incoming = triage(msg, bot_id)
+    except Exception as exc:  # a parsing bug must not turn into a 500 for a delivery already recorded
+        log.error("message triage failed", extra={"event_id": env.header.event_id}, exc_info=exc)
+        return
+    if incoming is not None:
         svc.tasks.spawn(answer_message(svc, incoming), name=name)
 
 
