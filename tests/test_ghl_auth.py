@@ -19,7 +19,7 @@ from bot.ghl.errors import GhlAuthError, GhlBadRequest, GhlNeedsReconnect, GhlNo
 from bot.secrets import SecretBox
 from bot.store.db import Database
 from bot.store.installations import NEEDS_RECONNECT, Installation, InstallationStore
-from tests.fakes.ghl_api import API_VERSION, FakeGhl
+from tests.fakes.ghl_api import API_VERSION, FakeGhl, spec_checked_ghl
 
 pytestmark = pytest.mark.asyncio
 
@@ -29,22 +29,10 @@ REDIRECT = "https://bot.example.com/oauth/ghl/callback"
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 async def ghl(clock: FakeClock) -> AsyncIterator[FakeGhl]:
-    async with FakeGhl(clock=clock) as fake:
+    async with spec_checked_ghl(clock) as fake:
         fake.add_location(LOC)
         yield fake
-        assert fake.invalid_requests == []
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as client:
-        yield client
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from bot.ghl.errors import (
 from bot.secrets import SecretBox
 from bot.store.db import Database
 from bot.store.installations import Installation, InstallationStore
-from tests.fakes.ghl_api import API_VERSION, FakeGhl, build_statistics
+from tests.fakes.ghl_api import API_VERSION, FakeGhl, build_statistics, spec_checked_ghl
 
 pytestmark = pytest.mark.asyncio
 
@@ -44,22 +44,10 @@ class RecordingLimiter:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 async def ghl(clock: FakeClock) -> AsyncIterator[FakeGhl]:
-    async with FakeGhl(clock=clock) as fake:
+    async with spec_checked_ghl(clock) as fake:
         fake.add_location(LOC)
         yield fake
-        assert fake.invalid_requests == []
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as client:
-        yield client
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from bot.ghl.models import Post
 from bot.scheduler import scheduler_of
 from bot.store.autotag import AutotagStore, PollStore
 from tests.cardcheck import assert_fake_cards_valid, assert_valid_card, texts
-from tests.fakes.ghl_api import FakeGhl
+from tests.fakes.ghl_api import FakeGhl, spec_checked_ghl
 from tests.harness import BotHarness
 
 LOC = "loc_main"
@@ -27,16 +27,10 @@ CHAT = "oc_team"
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 async def ghl(clock: FakeClock) -> AsyncIterator[FakeGhl]:
-    async with FakeGhl(clock=clock) as fake:
+    async with spec_checked_ghl(clock) as fake:
         fake.add_private_token(LOC, PIT)
         yield fake
-    assert fake.invalid_requests == []
 
 
 def start(tmp_path: Path, ghl: FakeGhl, clock: FakeClock) -> Any:

@@ -43,7 +43,8 @@ import math
 import secrets
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1067,3 +1068,11 @@ class FakeGhl(LoopbackServer):
 
 def _oauth_error(status: int, error: str, description: str) -> web.Response:
     return web.json_response({"error": error, "error_description": description}, status=status)
+
+
+@asynccontextmanager
+async def spec_checked_ghl(clock: Clock | None = None) -> AsyncIterator[FakeGhl]:
+    """A running FakeGhl that must end with no request that broke GHL's spec (the test fixtures' fake)."""
+    async with FakeGhl(clock=clock) as fake:
+        yield fake
+        assert fake.invalid_requests == []
