@@ -388,8 +388,9 @@ async def test_token_for_another_location(client: GhlClient, ghl: FakeGhl) -> No
 
 @pytest.fixture
 async def oauth(
-    tmp_path: object, ghl: FakeGhl, http: httpx.AsyncClient, clock: FakeClock
-) -> AsyncIterator[tuple[OAuthTokenProvider, InstallationStore]]:
+    tmp_path: object, ghl: FakeGhl, http: httpx.AsyncClient, clock: FakeClock, limiter: RecordingLimiter
+) -> AsyncIterator[tuple[GhlClient, InstallationStore]]:
+    """A client on OAuth tokens (an installation already stored), and the store that holds them."""
     db = await Database.open(f"sqlite:///{tmp_path}/t.db")
     store = InstallationStore(db, SecretBox("test-key"), clock)
     pair = ghl.mint_tokens(LOC)
@@ -402,19 +403,16 @@ async def oauth(
         )
     )
     app = OAuthApp(ghl.client_id, ghl.client_secret, token_url=ghl.token_url, redirect_uri="https://bot.test/cb")
-    yield OAuthTokenProvider(app, store, http, clock), store
+    provider = OAuthTokenProvider(app, store, http, clock)
+    client = GhlClient(http, api_base=ghl.base_url, version=API_VERSION, tokens=provider, clock=clock, limiter=limiter)
+    yield client, store
     await db.close()
 
 
 async def test_401_refreshes_exactly_once_and_retries_once(
-    ghl: FakeGhl,
-    http: httpx.AsyncClient,
-    clock: FakeClock,
-    limiter: RecordingLimiter,
-    oauth: tuple[OAuthTokenProvider, InstallationStore],
+    ghl: FakeGhl, oauth: tuple[GhlClient, InstallationStore]
 ) -> None:
-    provider, store = oauth
-    client = GhlClient(http, api_base=ghl.base_url, version=API_VERSION, tokens=provider, clock=clock, limiter=limiter)
+    client, store = oauth
     before = await store.get(LOC)
     assert before is not None
     ghl.revoke(before.access_token)  # GHL no longer accepts it although it has not expired
@@ -426,15 +424,8 @@ async def test_401_refreshes_exactly_once_and_retries_once(
     assert ghl.calls[-1].headers["authorization"] == f"Bearer {after.access_token}"
 
 
-async def test_second_401_is_final(
-    ghl: FakeGhl,
-    http: httpx.AsyncClient,
-    clock: FakeClock,
-    limiter: RecordingLimiter,
-    oauth: tuple[OAuthTokenProvider, InstallationStore],
-) -> None:
-    provider, _ = oauth
-    client = GhlClient(http, api_base=ghl.base_url, version=API_VERSION, tokens=provider, clock=clock, limiter=limiter)
+async def test_second_401_is_final(ghl: FakeGhl, oauth: tuple[GhlClient, InstallationStore]) -> None:
+    client, _ = oauth
     ghl.fail_next("/accounts", 401, times=5, body={"statusCode": 401, "message": "Invalid JWT", "traceId": "tr-401"})
     with pytest.raises(GhlAuthError) as info:
         await client.accounts(LOC)
